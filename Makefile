@@ -1,0 +1,39 @@
+# Phalanx — the two commands: `make demo` and `make test`.
+# Both install the missing system packages first (as root with apt-get; otherwise they print
+# the exact command to run and stop).
+
+APT_PACKAGES := libopenmpi-dev openmpi-bin libopenblas-dev pkg-config
+SWIFT ?= swift
+BIN := .build/release
+
+.PHONY: deps build test demo bench clean
+
+deps:
+	@command -v $(SWIFT) >/dev/null 2>&1 || { echo "error: the Swift toolchain (swift 6.x) is not on PATH: install it from swift.org first" >&2; exit 1; }
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "missing system packages:$$missing" >&2; \
+	    echo "run as root:  apt-get update && apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+build: deps
+	$(SWIFT) build -c release
+
+test: deps
+	$(SWIFT) test
+
+demo: deps
+	$(SWIFT) build -c release --product DigitsMLP
+	$(BIN)/DigitsMLP --min-accuracy 0.95
+
+bench: deps
+	$(SWIFT) build -c release --product phalanx-bench
+	$(BIN)/phalanx-bench kernels
+
+clean:
+	rm -rf .build

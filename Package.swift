@@ -1,0 +1,65 @@
+// swift-tools-version:6.0
+// Phalanx: fault-tolerant, elastic, data-parallel training on CPU clusters.
+import PackageDescription
+
+let package = Package(
+    name: "Phalanx",
+    products: [
+        .library(name: "Phalanx", targets: ["Phalanx"]),
+        .library(name: "PhalanxTensor", targets: ["PhalanxTensor"]),
+        .library(name: "PhalanxNN", targets: ["PhalanxNN"]),
+        .library(name: "PhalanxData", targets: ["PhalanxData"]),
+        .executable(name: "phalanx-bench", targets: ["phalanx-bench"]),
+        .executable(name: "DigitsMLP", targets: ["DigitsMLP"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (apt: libopenblas-dev, libopenmpi-dev).
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]
+        ),
+
+        // Library modules.
+        .target(name: "PhalanxTensor", dependencies: ["CBLAS"]),
+        .target(name: "PhalanxNN", dependencies: ["PhalanxTensor"]),
+        .target(
+            name: "PhalanxData",
+            dependencies: ["PhalanxTensor"],
+            resources: [.copy("Resources/optdigits.csv"), .copy("Resources/OPTDIGITS.md")]
+        ),
+        .target(name: "Phalanx", dependencies: ["PhalanxTensor", "PhalanxNN", "PhalanxData"]),
+
+        // Tools and examples.
+        .executableTarget(
+            name: "phalanx-bench",
+            dependencies: [
+                "Phalanx", "CBLAS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "DigitsMLP", dependencies: ["Phalanx"], path: "Examples/DigitsMLP", exclude: ["README.md"]),
+
+        // Tests.
+        .testTarget(
+            name: "PhalanxTensorTests",
+            dependencies: ["PhalanxTensor"],
+            resources: [.copy("Resources/golden_tensor.json")]
+        ),
+        .testTarget(
+            name: "PhalanxNNTests",
+            dependencies: ["PhalanxNN", "PhalanxTensor"],
+            resources: [.copy("Resources/golden_optim.json")]
+        ),
+        .testTarget(name: "PhalanxDataTests", dependencies: ["PhalanxData", "PhalanxTensor"]),
+        .testTarget(name: "CMPITests", dependencies: ["CMPI"]),
+    ]
+)

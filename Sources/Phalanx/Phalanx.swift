@@ -1,0 +1,4 @@
+// The umbrella module: `import Phalanx` brings in every public Phalanx module.
+@_exported import PhalanxData
+@_exported import PhalanxNN
+@_exported import PhalanxTensor

@@ -1,0 +1,105 @@
+import PhalanxTensor
+
+/// A fully connected layer: `y = x · Wᵀ + b` for `x` of `[batch, inputSize]`.
+///
+/// `weight` is `[outputSize, inputSize]` (PyTorch's layout), `bias` is `[outputSize]`.
+public final class Linear: Layer {
+    /// Input features per sample.
+    public let inputSize: Int
+    /// Output features per sample.
+    public let outputSize: Int
+    /// Whether the layer has a bias.
+    public let hasBias: Bool
+    private let weightInit: ParameterInitializer
+    private var weight: ParameterSlot?
+    private var bias: ParameterSlot?
+    private var input: Tensor?
+
+    /// Makes a layer of `inputSize → outputSize` features.
+    /// - Parameter initializer: the weight initialiser; by default Kaiming-uniform over `inputSize`.
+    ///   The bias starts at zero.
+    public init(_ inputSize: Int, _ outputSize: Int, bias: Bool = true, initializer: ParameterInitializer? = nil) {
+        self.inputSize = inputSize
+        self.outputSize = outputSize
+        self.hasBias = bias
+        self.weightInit = initializer ?? .kaimingUniform(fanIn: inputSize)
+    }
+
+    /// `weight` `[out, in]` and, if present, `bias` `[out]`.
+    public var parameterSpecs: [ParameterSpec] {
+        var specs = [ParameterSpec(name: "weight", shape: [outputSize, inputSize], initializer: weightInit)]
+        if hasBias { specs.append(ParameterSpec(name: "bias", shape: [outputSize], initializer: .zeros)) }
+        return specs
+    }
+
+    /// Takes the weight (and bias) slots.
+    public func bind(_ slots: [ParameterSlot]) throws {
+        let specs = parameterSpecs
+        guard slots.count == specs.count, zip(slots, specs).allSatisfy({ $0.shape == $1.shape }) else {
+            throw NNError.bindingMismatch(layer: "Linear(\(inputSize), \(outputSize))", expected: specs.count, got: slots.count)
+        }
+        weight = slots[0]
+        bias = hasBias ? slots[1] : nil
+    }
+
+    /// `[batch, inputSize]` → `[batch, outputSize]`.
+    public func forward(_ input: Tensor) throws -> Tensor {
+        guard let weight else { throw NNError.notBound(layer: "Linear") }
+        guard input.rank == 2, input.shape[1] == inputSize else {
+            throw TensorError.shapeMismatch(operation: "Linear.forward", lhs: input.shape, rhs: [outputSize, inputSize])
+        }
+        self.input = input
+        let batch = input.shape[0]
+        var output = try Tensor.zeros([batch, outputSize])
+        input.withUnsafeBufferPointer { x in
+            output.withUnsafeMutableBufferPointer { y in
+                guard let xp = x.baseAddress, let yp = y.baseAddress else { return }
+                if let bias {
+                    for r in 0..<batch { (yp + r * outputSize).update(from: bias.values, count: outputSize) }
+                }
+                Kernels.gemm(
+                    transposeA: false, transposeB: true, m: batch, n: outputSize, k: inputSize,
+                    a: xp, lda: inputSize, b: weight.values, ldb: inputSize,
+                    beta: bias == nil ? 0 : 1, c: yp, ldc: outputSize)
+            }
+        }
+        return output
+    }
+
+    /// ∂W = dyᵀ·x, ∂b = Σ_rows dy, ∂x = dy·W.
+    public func backward(_ outputGradient: Tensor, options: BackwardOptions) throws -> Tensor? {
+        guard let weight else { throw NNError.notBound(layer: "Linear") }
+        guard let input else { throw NNError.noForward(layer: "Linear") }
+        let batch = input.shape[0]
+        guard outputGradient.shape == [batch, outputSize] else {
+            throw TensorError.shapeMismatch(operation: "Linear.backward", lhs: outputGradient.shape, rhs: [batch, outputSize])
+        }
+        let beta: Float = options.accumulate ? 1 : 0
+        var inputGradient: Tensor? = options.needsInputGradient ? try Tensor.zeros([batch, inputSize]) : nil
+        outputGradient.withUnsafeBufferPointer { dy in
+            input.withUnsafeBufferPointer { x in
+                guard let dyp = dy.baseAddress, let xp = x.baseAddress else {
+                    // Empty batch: the gradients are zero.
+                    if !options.accumulate {
+                        weight.gradients.update(repeating: 0, count: weight.count)
+                        bias?.gradients.update(repeating: 0, count: outputSize)
+                    }
+                    return
+                }
+                Kernels.gemm(
+                    transposeA: true, transposeB: false, m: outputSize, n: inputSize, k: batch,
+                    a: dyp, lda: outputSize, b: xp, ldb: inputSize, beta: beta, c: weight.gradients, ldc: inputSize)
+                if let bias {
+                    Kernels.sumRows(dyp, rows: batch, columns: outputSize, into: bias.gradients, accumulate: options.accumulate)
+                }
+                inputGradient?.withUnsafeMutableBufferPointer { dx in
+                    guard let dxp = dx.baseAddress else { return }
+                    Kernels.gemm(
+                        transposeA: false, transposeB: false, m: batch, n: inputSize, k: outputSize,
+                        a: dyp, lda: outputSize, b: weight.values, ldb: inputSize, beta: 0, c: dxp, ldc: inputSize)
+                }
+            }
+        }
+        return inputGradient
+    }
+}
