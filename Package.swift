@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(
             name: "PhalanxNNTests",
             dependencies: ["PhalanxNN", "PhalanxTensor"],
-            resources: [.copy("Resources/golden_optim.json")]
+            resources: [.copy("Resources/golden_optim.json"), .copy("Resources/golden_loss.json")]
         ),
         .testTarget(name: "PhalanxDataTests", dependencies: ["PhalanxData", "PhalanxTensor"]),
         .testTarget(name: "CMPITests", dependencies: ["CMPI"]),

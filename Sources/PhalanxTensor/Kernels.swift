@@ -128,8 +128,9 @@ public enum Kernels {
             for c in 0..<columns { maxValue = Swift.max(maxValue, src[c]) }
             var total: Float = 0
             for c in 0..<columns { total += exp(src[c] - maxValue) }
-            let shift = maxValue + log(total)
-            for c in 0..<columns { dst[c] = src[c] - shift }
+            // (x − max) − log Σ: subtracting the max first keeps precision for large logits.
+            let logTotal = log(total)
+            for c in 0..<columns { dst[c] = (src[c] - maxValue) - logTotal }
         }
     }
 

@@ -10,6 +10,7 @@ Run from the repository root:
 Writes:
     Tests/PhalanxTensorTests/Resources/golden_tensor.json
     Tests/PhalanxNNTests/Resources/golden_optim.json
+    Tests/PhalanxNNTests/Resources/golden_loss.json
 
 Only NumPy and the Python standard library are used. The seed is fixed, so
 the output is deterministic.
@@ -26,6 +27,8 @@ SEED = 20240531
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TENSOR_OUT = os.path.join(ROOT, "Tests", "PhalanxTensorTests", "Resources", "golden_tensor.json")
 OPTIM_OUT = os.path.join(ROOT, "Tests", "PhalanxNNTests", "Resources", "golden_optim.json")
+# The cross-entropy cases again, for the loss function that PhalanxNN implements.
+LOSS_OUT = os.path.join(ROOT, "Tests", "PhalanxNNTests", "Resources", "golden_loss.json")
 
 rng = np.random.default_rng(SEED)
 
@@ -388,7 +391,9 @@ def main():
     gen_tensor_cases()
     sanity_check()
     optim_cases = gen_optim_cases()
-    for path, obj in [(TENSOR_OUT, {"cases": tensor_cases}), (OPTIM_OUT, {"cases": optim_cases})]:
+    loss_cases = [c for c in tensor_cases if c["op"] == "cross_entropy"]
+    for path, obj in [(TENSOR_OUT, {"cases": tensor_cases}), (OPTIM_OUT, {"cases": optim_cases}),
+                      (LOSS_OUT, {"cases": loss_cases})]:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w") as f:
             json.dump(obj, f, separators=(",", ":"), allow_nan=False)
