@@ -48,6 +48,8 @@ func evaluate(_ model: Sequential, on data: InMemoryDataset) throws -> Float {
 
 func run() throws {
     let options = try Options(Array(CommandLine.arguments.dropFirst()))
+    // Keep freed activation memory in the process: steps then reuse it without page faults.
+    MemoryPolicy.keepFreedMemoryForReuse()
     let digits = try DigitsDataset.load()
     let (train, test) = try digits.split(trainFraction: 0.8, seed: options.seed)
     print("digits: \(train.count) training and \(test.count) held-out samples of 8×8 pixels")

@@ -79,14 +79,16 @@ public class Adam: Optimizer {
         let b1 = beta1, b2 = beta2, eps = epsilon
         let l2 = weightDecayMode == .l2 ? weightDecay : 0
         let shrink = weightDecayMode == .decoupled ? 1 - learningRate * weightDecay : 1
-        for i in 0..<n {
-            let pi = p[i] * shrink
-            let gi = g[i] + l2 * pi
-            let mi = b1 * m[i] + (1 - b1) * gi
-            let vi = b2 * v[i] + (1 - b2) * gi * gi
-            m[i] = mi
-            v[i] = vi
-            p[i] = pi - stepSize * mi / ((vi.squareRoot() / correction2Root) + eps)
+        Parallel.forEachChunk(count: n) { range in
+            for i in range {
+                let pi = p[i] * shrink
+                let gi = g[i] + l2 * pi
+                let mi = b1 * m[i] + (1 - b1) * gi
+                let vi = b2 * v[i] + (1 - b2) * gi * gi
+                m[i] = mi
+                v[i] = vi
+                p[i] = pi - stepSize * mi / ((vi.squareRoot() / correction2Root) + eps)
+            }
         }
     }
 }

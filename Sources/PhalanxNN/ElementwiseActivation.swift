@@ -11,20 +11,22 @@ public class ElementwiseActivation: Layer {
     /// The layer's name in errors.
     var name: String { "ElementwiseActivation" }
 
-    /// Overwrites `values` with f(values). Subclasses override.
-    func activate(_ values: UnsafeMutablePointer<Float>, count: Int) {}
+    /// Writes `output[i] = f(input[i])`. Subclasses override.
+    func activate(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, count: Int) {}
 
-    /// Multiplies `gradient` by f'(x) given the forward input `x` and output `y`. Subclasses override.
-    func multiplyByDerivative(
-        _ gradient: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, output y: UnsafePointer<Float>, count: Int
+    /// Writes `dx[i] = dy[i] · f'(x[i])` given the forward input `x` and output `y`. Subclasses override.
+    func inputGradient(
+        _ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
+        into dx: UnsafeMutablePointer<Float>, count: Int
     ) {}
 
     /// Applies the activation elementwise; any shape.
     public func forward(_ input: Tensor) throws -> Tensor {
-        var output = input
-        output.withUnsafeMutableBufferPointer { buffer in
-            guard let p = buffer.baseAddress else { return }
-            activate(p, count: buffer.count)
+        let output = try input.withUnsafeBufferPointer { x in
+            try Tensor(shape: input.shape) { y in
+                guard let xp = x.baseAddress, let yp = y.baseAddress else { return }
+                activate(xp, into: yp, count: x.count)
+            }
         }
         saved = (input, output)
         return output
@@ -37,15 +39,16 @@ public class ElementwiseActivation: Layer {
             throw TensorError.shapeMismatch(operation: "\(name).backward", lhs: outputGradient.shape, rhs: saved.input.shape)
         }
         guard options.needsInputGradient else { return nil }
-        var gradient = outputGradient
-        gradient.withUnsafeMutableBufferPointer { dy in
-            saved.input.withUnsafeBufferPointer { x in
-                saved.output.withUnsafeBufferPointer { y in
-                    guard let d = dy.baseAddress, let xp = x.baseAddress, let yp = y.baseAddress else { return }
-                    multiplyByDerivative(d, input: xp, output: yp, count: dy.count)
+        return try outputGradient.withUnsafeBufferPointer { dy in
+            try saved.input.withUnsafeBufferPointer { x in
+                try saved.output.withUnsafeBufferPointer { y in
+                    try Tensor(shape: outputGradient.shape) { dx in
+                        guard let dyp = dy.baseAddress, let xp = x.baseAddress, let yp = y.baseAddress, let dxp = dx.baseAddress
+                        else { return }
+                        inputGradient(dyp, input: xp, output: yp, into: dxp, count: dy.count)
+                    }
                 }
             }
         }
-        return gradient
     }
 }

@@ -5,12 +5,13 @@ public final class GELU: ElementwiseActivation {
     /// Makes the layer.
     public override init() { super.init() }
     override var name: String { "GELU" }
-    override func activate(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { values[i] = Activations.gelu(values[i]) }
+    override func activate(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { output[i] = Activations.gelu(input[i]) }
     }
-    override func multiplyByDerivative(
-        _ gradient: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, output y: UnsafePointer<Float>, count: Int
+    override func inputGradient(
+        _ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
+        into dx: UnsafeMutablePointer<Float>, count: Int
     ) {
-        for i in 0..<count { gradient[i] *= Activations.geluDerivative(x[i]) }
+        for i in 0..<count { dx[i] = dy[i] * Activations.geluDerivative(x[i]) }
     }
 }

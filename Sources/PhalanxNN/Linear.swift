@@ -50,12 +50,16 @@ public final class Linear: Layer {
         }
         self.input = input
         let batch = input.shape[0]
-        var output = try Tensor.zeros([batch, outputSize])
-        input.withUnsafeBufferPointer { x in
-            output.withUnsafeMutableBufferPointer { y in
-                guard let xp = x.baseAddress, let yp = y.baseAddress else { return }
+        return try input.withUnsafeBufferPointer { x in
+            try Tensor(shape: [batch, outputSize]) { y in
+                guard let yp = y.baseAddress else { return }
+                // The bias rows first, then Y += X·Wᵀ (or Y = X·Wᵀ without a bias).
                 if let bias {
                     for r in 0..<batch { (yp + r * outputSize).update(from: bias.values, count: outputSize) }
+                }
+                guard let xp = x.baseAddress, inputSize > 0 else {
+                    if bias == nil { yp.update(repeating: 0, count: y.count) }
+                    return
                 }
                 Kernels.gemm(
                     transposeA: false, transposeB: true, m: batch, n: outputSize, k: inputSize,
@@ -63,7 +67,6 @@ public final class Linear: Layer {
                     beta: bias == nil ? 0 : 1, c: yp, ldc: outputSize)
             }
         }
-        return output
     }
 
     /// ∂W = dyᵀ·x, ∂b = Σ_rows dy, ∂x = dy·W.
@@ -75,29 +78,35 @@ public final class Linear: Layer {
             throw TensorError.shapeMismatch(operation: "Linear.backward", lhs: outputGradient.shape, rhs: [batch, outputSize])
         }
         let beta: Float = options.accumulate ? 1 : 0
-        var inputGradient: Tensor? = options.needsInputGradient ? try Tensor.zeros([batch, inputSize]) : nil
-        outputGradient.withUnsafeBufferPointer { dy in
+        var inputGradient: Tensor? = nil
+        try outputGradient.withUnsafeBufferPointer { dy in
             input.withUnsafeBufferPointer { x in
-                guard let dyp = dy.baseAddress, let xp = x.baseAddress else {
-                    // Empty batch: the gradients are zero.
-                    if !options.accumulate {
-                        weight.gradients.update(repeating: 0, count: weight.count)
-                        bias?.gradients.update(repeating: 0, count: outputSize)
-                    }
+                if let dyp = dy.baseAddress, let xp = x.baseAddress {
+                    Kernels.gemm(
+                        transposeA: true, transposeB: false, m: outputSize, n: inputSize, k: batch,
+                        a: dyp, lda: outputSize, b: xp, ldb: inputSize, beta: beta, c: weight.gradients, ldc: inputSize)
+                } else if !options.accumulate {
+                    // An empty batch (or no inputs): ∂W is zero.
+                    weight.gradients.update(repeating: 0, count: weight.count)
+                }
+            }
+            if let bias {
+                if let dyp = dy.baseAddress {
+                    Kernels.sumRows(dyp, rows: batch, columns: outputSize, into: bias.gradients, accumulate: options.accumulate)
+                } else if !options.accumulate {
+                    bias.gradients.update(repeating: 0, count: outputSize)
+                }
+            }
+            guard options.needsInputGradient else { return }
+            inputGradient = try Tensor(shape: [batch, inputSize]) { dx in
+                guard let dxp = dx.baseAddress else { return }
+                guard let dyp = dy.baseAddress else {
+                    dxp.update(repeating: 0, count: dx.count)
                     return
                 }
                 Kernels.gemm(
-                    transposeA: true, transposeB: false, m: outputSize, n: inputSize, k: batch,
-                    a: dyp, lda: outputSize, b: xp, ldb: inputSize, beta: beta, c: weight.gradients, ldc: inputSize)
-                if let bias {
-                    Kernels.sumRows(dyp, rows: batch, columns: outputSize, into: bias.gradients, accumulate: options.accumulate)
-                }
-                inputGradient?.withUnsafeMutableBufferPointer { dx in
-                    guard let dxp = dx.baseAddress else { return }
-                    Kernels.gemm(
-                        transposeA: false, transposeB: false, m: batch, n: inputSize, k: outputSize,
-                        a: dyp, lda: outputSize, b: weight.values, ldb: inputSize, beta: 0, c: dxp, ldc: inputSize)
-                }
+                    transposeA: false, transposeB: false, m: batch, n: inputSize, k: outputSize,
+                    a: dyp, lda: outputSize, b: weight.values, ldb: inputSize, beta: 0, c: dxp, ldc: inputSize)
             }
         }
         return inputGradient

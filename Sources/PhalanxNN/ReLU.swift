@@ -5,12 +5,16 @@ public final class ReLU: ElementwiseActivation {
     /// Makes the layer.
     public override init() { super.init() }
     override var name: String { "ReLU" }
-    override func activate(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        for i in 0..<count { values[i] = Activations.relu(values[i]) }
+    override func activate(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { output[i] = Activations.relu(input[i]) }
     }
-    override func multiplyByDerivative(
-        _ gradient: UnsafeMutablePointer<Float>, input x: UnsafePointer<Float>, output y: UnsafePointer<Float>, count: Int
+    override func inputGradient(
+        _ dy: UnsafePointer<Float>, input x: UnsafePointer<Float>, output y: UnsafePointer<Float>,
+        into dx: UnsafeMutablePointer<Float>, count: Int
     ) {
-        for i in 0..<count { gradient[i] = x[i] > 0 ? gradient[i] : 0 }
+        for i in 0..<count {
+            let g = dy[i]  // an unconditional load lets the loop vectorise as a select
+            dx[i] = x[i] > 0 ? g : 0
+        }
     }
 }

@@ -53,18 +53,19 @@ public final class SGD: Optimizer {
     public func step(parameters: UnsafeMutableBufferPointer<Float>, gradients: UnsafeBufferPointer<Float>) throws {
         try checkSizes(parameters.count, gradients.count, expected: parameterCount)
         guard let p = parameters.baseAddress, let g = gradients.baseAddress else { stepCount += 1; return }
-        let lr = learningRate, wd = weightDecay, mu = momentum, keep = 1 - dampening
-        let n = parameterCount
-        if mu == 0 {
-            for i in 0..<n { p[i] -= lr * (g[i] + wd * p[i]) }
-        } else {
-            let buf = state.baseAddress
-            let first = stepCount == 0
-            for i in 0..<n {
-                let d = g[i] + wd * p[i]
-                let b = first ? d : mu * buf[i] + keep * d
-                buf[i] = b
-                p[i] -= lr * (nesterov ? d + mu * b : b)
+        let lr = learningRate, wd = weightDecay, mu = momentum, keep = 1 - dampening, nesterov = nesterov
+        let buf = state.baseAddress
+        let first = stepCount == 0
+        Parallel.forEachChunk(count: parameterCount) { range in
+            if mu == 0 {
+                for i in range { p[i] -= lr * (g[i] + wd * p[i]) }
+            } else {
+                for i in range {
+                    let d = g[i] + wd * p[i]
+                    let b = first ? d : mu * buf[i] + keep * d
+                    buf[i] = b
+                    p[i] -= lr * (nesterov ? d + mu * b : b)
+                }
             }
         }
         stepCount += 1

@@ -47,6 +47,21 @@ public struct Tensor: Sendable, Equatable {
         self.scalars = [scalar]
     }
 
+    /// Makes a tensor whose elements are written by `fill`, with no zero-filling pass first:
+    /// the allocation-free way for kernels to produce a result.
+    ///
+    /// `fill` receives `shape.reduce(1, *)` uninitialised elements and must write every one.
+    /// - Throws: `TensorError.invalidShape` for a negative extent, or what `fill` throws.
+    public init(shape: [Int], initializingWith fill: (UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
+        try Self.validate(shape: shape)
+        let count = shape.reduce(1, *)
+        self.shape = shape
+        self.scalars = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            try fill(buffer)
+            initialized = count
+        }
+    }
+
     /// Internal: a tensor whose storage is written by `fill`, which must set all `count`
     /// elements. No zero-filling pass is made.
     init(uncheckedShape shape: [Int], fill: (UnsafeMutableBufferPointer<Float>) -> Void) {

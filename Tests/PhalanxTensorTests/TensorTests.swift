@@ -129,3 +129,11 @@ extension SeededGenerator {
         return ((x << 7) | (x >> 57)) &* 9
     }
 }
+
+@Suite struct MemoryPolicyTests {
+    @Test func glibcAcceptsTheSettings() {
+        #if canImport(Glibc)
+        #expect(MemoryPolicy.keepFreedMemoryForReuse())
+        #endif
+    }
+}
