@@ -9,6 +9,8 @@ let package = Package(
         .library(name: "PhalanxTensor", targets: ["PhalanxTensor"]),
         .library(name: "PhalanxNN", targets: ["PhalanxNN"]),
         .library(name: "PhalanxData", targets: ["PhalanxData"]),
+        .library(name: "PhalanxCollectives", targets: ["PhalanxCollectives"]),
+        .library(name: "PhalanxTesting", targets: ["PhalanxTesting"]),
         .executable(name: "phalanx-bench", targets: ["phalanx-bench"]),
         .executable(name: "DigitsMLP", targets: ["DigitsMLP"]),
     ],
@@ -36,7 +38,9 @@ let package = Package(
             dependencies: ["PhalanxTensor"],
             resources: [.copy("Resources/optdigits.csv"), .copy("Resources/OPTDIGITS.md")]
         ),
-        .target(name: "Phalanx", dependencies: ["PhalanxTensor", "PhalanxNN", "PhalanxData"]),
+        .target(name: "PhalanxCollectives", dependencies: ["PhalanxTensor"]),
+        .target(name: "PhalanxTesting", dependencies: ["PhalanxCollectives"]),
+        .target(name: "Phalanx", dependencies: ["PhalanxTensor", "PhalanxNN", "PhalanxData", "PhalanxCollectives"]),
 
         // Tools and examples.
         .executableTarget(
@@ -61,5 +65,6 @@ let package = Package(
         ),
         .testTarget(name: "PhalanxDataTests", dependencies: ["PhalanxData", "PhalanxTensor"]),
         .testTarget(name: "CMPITests", dependencies: ["CMPI"]),
+        .testTarget(name: "PhalanxCollectivesTests", dependencies: ["PhalanxCollectives", "PhalanxTesting", "PhalanxTensor"]),
     ]
 )

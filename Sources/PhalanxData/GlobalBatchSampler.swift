@@ -50,9 +50,19 @@ public struct GlobalBatchSampler: Sendable, Equatable {
     }
 
     /// The range of positions in a global batch of `batchSize` that member `position` of
-    /// `members` takes.
+    /// `members` takes: `[⌊position·b/members⌋, ⌊(position+1)·b/members⌋)`. Empty when
+    /// `members < 1` or `position` is outside `0..<members`.
     public static func sliceRange(batchSize: Int, position: Int, members: Int) -> Range<Int> {
-        (position * batchSize / members)..<((position + 1) * batchSize / members)
+        guard members >= 1, position >= 0, position < members, batchSize > 0 else { return 0..<0 }
+        return (position * batchSize / members)..<((position + 1) * batchSize / members)
+    }
+
+    /// The size of the global batch of `step`: `globalBatchSize`, except for the last step of an
+    /// epoch, which takes what is left. Pass it as the loss normaliser so that the members'
+    /// summed gradients equal the gradient of the global batch mean.
+    public func globalBatchCount(step: Int) -> Int {
+        let within = Swift.max(step, 0) % stepsPerEpoch
+        return Swift.min(globalBatchSize, datasetSize - within * globalBatchSize)
     }
 
     /// The sample indices that member `position` of `members` trains on at `step`.

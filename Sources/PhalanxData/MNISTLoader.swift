@@ -58,6 +58,15 @@ public enum MNISTLoader {
             guard !overflow else { throw DataError.malformed(source: path, reason: "declared shape \(shape) overflows") }
             total = product
         }
+        // Each sample's size must be representable too (a file may declare 0 samples of a huge size).
+        var perSample = 1
+        for extent in shape.dropFirst() {
+            let (product, overflow) = perSample.multipliedReportingOverflow(by: extent)
+            guard !overflow, product <= Int(Int32.max) else {
+                throw DataError.malformed(source: path, reason: "declared sample shape \(Array(shape.dropFirst())) is too large")
+            }
+            perSample = product
+        }
         guard data.count - headerSize == total else {
             throw DataError.malformed(
                 source: path, reason: "declared shape \(shape) needs \(total) data bytes, file has \(data.count - headerSize)")

@@ -12,7 +12,8 @@ public struct LossAndGradient: Sendable {
 ///
 /// The loss is `Σ_i −log softmax(logits_i)[label_i] / normalizer`, computed stably through
 /// log-softmax; the gradient is `(softmax − onehot) / normalizer`. `normalizer` defaults to the
-/// batch size (the mean). In data-parallel training each member passes the *global* batch size,
+/// batch size (the mean; 1 for an empty batch, whose loss is 0). In data-parallel training each
+/// member passes the size of the step's *global* batch (`GlobalBatchSampler.globalBatchCount`),
 /// so that summing the members' gradients gives exactly the gradient of the global mean.
 /// - Throws: `TensorError.rankMismatch` unless `logits` is 2-D, `NNError.labelCountMismatch`,
 ///   `NNError.invalidLabel` for a label outside `0..<classes`, `NNError.invalidHyperparameter`
@@ -24,7 +25,7 @@ public func softmaxCrossEntropy(logits: Tensor, labels: [Int], normalizer: Int? 
     if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= classes }) {
         throw NNError.invalidLabel(index: bad, label: labels[bad], classes: classes)
     }
-    let divisor = normalizer ?? batch
+    let divisor = normalizer ?? Swift.max(batch, 1)
     guard divisor >= 1 else {
         throw NNError.invalidHyperparameter(name: "normalizer", value: Double(divisor), reason: "must be at least 1")
     }

@@ -36,6 +36,14 @@ public struct ParameterLayout: Sendable, Equatable {
         guard !shape.contains(where: { $0 < 0 }) else {
             throw NNError.invalidHyperparameter(name: name, value: 0, reason: "negative extent in \(shape)")
         }
+        var elements = 1
+        for extent in shape {
+            let (product, overflow) = elements.multipliedReportingOverflow(by: extent)
+            guard !overflow, product <= Int(Int32.max) else {
+                throw NNError.invalidHyperparameter(name: name, value: Double(extent), reason: "\(shape) is too large (BLAS takes extents below 2^31)")
+            }
+            elements = product
+        }
         let entry = Entry(name: name, shape: shape, offset: totalCount)
         index[name] = entries.count
         entries.append(entry)
@@ -45,15 +53,4 @@ public struct ParameterLayout: Sendable, Equatable {
 
     /// The entry called `name`, if any.
     public func entry(named name: String) -> Entry? { index[name].map { entries[$0] } }
-
-    /// A copy with every name prefixed, e.g. "optimizer.adam.m." + "layers.0.weight".
-    public func prefixed(_ prefix: String, offsetBy base: Int = 0) -> ParameterLayout {
-        var copy = ParameterLayout()
-        for entry in entries {
-            copy.index[prefix + entry.name] = copy.entries.count
-            copy.entries.append(Entry(name: prefix + entry.name, shape: entry.shape, offset: base + entry.offset))
-        }
-        copy.totalCount = totalCount
-        return copy
-    }
 }

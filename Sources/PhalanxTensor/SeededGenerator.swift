@@ -3,8 +3,9 @@
 /// The same seed gives the same sequence on every platform. `state` can be stored in a
 /// checkpoint and assigned back to resume the sequence exactly.
 public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codable {
-    /// The four 64-bit words of generator state; never all zero.
-    public var state: [UInt64]
+    /// The four 64-bit words of generator state; never all zero. Save it and restore it with
+    /// `init(state:)` to resume the sequence exactly.
+    public private(set) var state: [UInt64]
 
     /// Seeds the generator; the state is expanded from `seed` with SplitMix64.
     public init(seed: UInt64) {
@@ -22,6 +23,21 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codab
             throw TensorError.invalidShape([state.count], reason: "generator state must be 4 words, not all zero")
         }
         self.state = state
+    }
+
+    /// Decodes a saved state, validating it as `init(state:)` does.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let words = try container.decode([UInt64].self)
+        do { try self.init(state: words) } catch {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "invalid generator state \(words)")
+        }
+    }
+
+    /// Encodes the state as an array of four words.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(state)
     }
 
     /// The next 64 random bits.

@@ -19,11 +19,18 @@ extension Tensor {
         guard step != 0, step.isFinite, start.isFinite, end.isFinite else {
             throw TensorError.invalidShape([], reason: "arange needs a finite non-zero step")
         }
-        let n = Swift.max(0, Int(((end - start) / step).rounded(.up)))
-        return Tensor((0..<n).map { start + Float($0) * step })
+        // Count in Double, then drop any value the Float arithmetic pushes onto or past `end`.
+        let estimate = ((Double(end) - Double(start)) / Double(step)).rounded(.up)
+        guard estimate < Double(Int32.max) else {
+            throw TensorError.invalidShape([], reason: "arange(\(start), \(end), step: \(step)) would hold \(estimate) elements")
+        }
+        var values = (0..<Swift.max(0, Int(estimate))).map { start + Float($0) * step }
+        while let last = values.last, step > 0 ? last >= end : last <= end { values.removeLast() }
+        return Tensor(values)
     }
 
     /// Samples from a normal distribution with the given mean and standard deviation.
+    /// - Throws: `TensorError.invalidShape` for a negative extent.
     public static func normal(
         _ shape: [Int], mean: Float = 0, standardDeviation: Float = 1, generator: inout SeededGenerator
     ) throws -> Tensor {
@@ -35,6 +42,7 @@ extension Tensor {
     }
 
     /// Samples uniformly from `[lower, upper)`.
+    /// - Throws: `TensorError.invalidShape` for a negative extent.
     public static func uniform(
         _ shape: [Int], lower: Float = 0, upper: Float = 1, generator: inout SeededGenerator
     ) throws -> Tensor {
@@ -42,7 +50,11 @@ extension Tensor {
         let n = shape.reduce(1, *)
         var values = [Float](repeating: 0, count: n)
         let width = upper - lower
-        for i in 0..<n { values[i] = lower + width * generator.nextUnitFloat() }
+        for i in 0..<n {
+            let v = lower + width * generator.nextUnitFloat()
+            // Rounding can land on `upper`; keep the interval half-open.
+            values[i] = v < upper ? v : lower
+        }
         return Tensor(uncheckedShape: shape, scalars: values)
     }
 }

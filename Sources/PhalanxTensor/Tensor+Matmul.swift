@@ -46,6 +46,9 @@ extension Tensor {
             throw TensorError.shapeMismatch(operation: "matvec", lhs: shape, rhs: vector.shape)
         }
         let m = shape[0], n = shape[1]
+        guard m <= Int(Int32.max), n <= Int(Int32.max) else {
+            throw TensorError.invalidShape(shape, reason: "BLAS takes extents below 2^31")
+        }
         return Tensor(uncheckedShape: [m]) { out in
             guard let y = out.baseAddress else { return }
             self.withUnsafeBufferPointer { a in
@@ -68,6 +71,9 @@ extension Tensor {
         guard k == kb else {
             throw TensorError.shapeMismatch(
                 operation: "matmul(transposeSelf: \(ta), transposeOther: \(tb))", lhs: a.shape, rhs: b.shape)
+        }
+        guard [m, n, k].allSatisfy({ $0 <= Int(Int32.max) }) else {
+            throw TensorError.invalidShape([m, n, k], reason: "BLAS takes extents below 2^31")
         }
         return (m, n, k)
     }

@@ -38,9 +38,9 @@ extension Tensor {
     /// - Throws: `TensorError.invalidAxis`.
     public func sum(axis: Int) throws -> Tensor {
         try reduce(axis: axis, operation: "sum", allowEmpty: true) { base, length, stride in
-            var total: Float = 0
-            for j in 0..<length { total += base[j * stride] }
-            return total
+            var total = 0.0
+            for j in 0..<length { total += Double(base[j * stride]) }
+            return Float(total)
         }
     }
 
@@ -48,9 +48,9 @@ extension Tensor {
     /// - Throws: `TensorError.invalidAxis`, or `.invalidShape` for an empty axis.
     public func mean(axis: Int) throws -> Tensor {
         try reduce(axis: axis, operation: "mean", allowEmpty: false) { base, length, stride in
-            var total: Float = 0
-            for j in 0..<length { total += base[j * stride] }
-            return total / Float(length)
+            var total = 0.0
+            for j in 0..<length { total += Double(base[j * stride]) }
+            return Float(total / Double(length))
         }
     }
 
@@ -64,17 +64,30 @@ extension Tensor {
         }
     }
 
-    /// Indices of the first maximum over `axis`, as integers.
+    /// Indices of the first maximum over `axis`, as integers (a NaN counts as the maximum, as in
+    /// PyTorch). The result has the shape of `self` without `axis`, flattened.
     /// - Throws: `TensorError.invalidAxis`, or `.invalidShape` for an empty axis.
     public func argmax(axis: Int) throws -> [Int] {
-        try reduce(axis: axis, operation: "argmax", allowEmpty: false) { base, length, stride in
-            var best = -Float.infinity, index = 0
-            for j in 0..<length where base[j * stride] > best || (j == 0) {
-                best = base[j * stride]
-                index = j
+        let g = try axisGeometry(axis, operation: "argmax")
+        if g.length == 0 && g.outer * g.inner > 0 {
+            throw TensorError.invalidShape(shape, reason: "argmax over an empty axis \(axis)")
+        }
+        var result = [Int](repeating: 0, count: g.outer * g.inner)
+        withUnsafeBufferPointer { src in
+            guard let s = src.baseAddress else { return }
+            for o in 0..<g.outer {
+                for i in 0..<g.inner {
+                    let base = s + o * g.length * g.inner + i
+                    var best = base[0], index = 0
+                    for j in 1..<Swift.max(g.length, 1) where !best.isNaN {
+                        let v = base[j * g.inner]
+                        if v > best || v.isNaN { best = v; index = j }
+                    }
+                    result[o * g.inner + i] = index
+                }
             }
-            return Float(index)
-        }.scalars.map { Int($0) }
+        }
+        return result
     }
 
     /// The sum of all elements (accumulated in `Double`).

@@ -60,7 +60,7 @@ extension Tensor {
     public func gatherRows(_ indices: [Int]) throws -> Tensor {
         guard rank >= 1 else { throw TensorError.rankMismatch(operation: "gatherRows", expected: 1, shape: shape) }
         if let bad = indices.first(where: { $0 < 0 || $0 >= shape[0] }) {
-            throw TensorError.outOfRange(operation: "gatherRows", range: bad..<(bad + 1), bound: shape[0])
+            throw TensorError.outOfRange(operation: "gatherRows", range: bad..<(bad == Int.max ? bad : bad + 1), bound: shape[0])
         }
         let rowSize = shape.dropFirst().reduce(1, *)
         var newShape = shape

@@ -72,6 +72,7 @@ import Testing
             ("wrong magic", Self.idx(magic: 0x801, dimensions: [3, 2, 3], payload: Array(repeating: 0, count: 18))),
             ("huge declared size", Self.idx(magic: 0x803, dimensions: [0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF], payload: [])),
             ("short header", Data([0, 0, 8])),
+            ("no images of a huge size", Self.idx(magic: 0x803, dimensions: [0, 0xFFFF_FFFF, 0xFFFF_FFFF], payload: [])),
         ]
         for (name, bytes) in bad {
             let path = directory.appendingPathComponent("\(name).idx").path

@@ -13,17 +13,20 @@ import Testing
         #expect(abs(cosine.learningRate(atStep: 500) - 0.1) < 1e-6)
         let warm = LinearWarmup(warmupSteps: 4, then: ConstantLearningRate(0.8))
         #expect([0, 1, 3, 4, 9].map(warm.learningRate(atStep:)) == [0.2, 0.4, 0.8, 0.8, 0.8])
+        #expect(LinearWarmup(warmupSteps: 0, then: ConstantLearningRate(0.3)).learningRate(atStep: 0) == 0.3)
         let warmCosine = LinearWarmup(warmupSteps: 10, then: cosine)
         #expect(abs(warmCosine.learningRate(atStep: 4) - cosine.learningRate(atStep: 4) * 0.5) < 1e-7)
     }
 
-    @Test func clipByGlobalNorm() {
+    @Test func clipByGlobalNorm() throws {
         var g: [Float] = [3, 4]
-        let norm = g.withUnsafeMutableBufferPointer { GradientClipping.clipByGlobalNorm($0, maxNorm: 1) }
+        let norm = try g.withUnsafeMutableBufferPointer { try GradientClipping.clipByGlobalNorm($0, maxNorm: 1) }
         #expect(norm == 5)
         #expect(abs(g[0] - 0.6) < 1e-6 && abs(g[1] - 0.8) < 1e-6)
         var small: [Float] = [0.3, 0.4]
-        _ = small.withUnsafeMutableBufferPointer { GradientClipping.clipByGlobalNorm($0, maxNorm: 1) }
+        _ = try small.withUnsafeMutableBufferPointer { try GradientClipping.clipByGlobalNorm($0, maxNorm: 1) }
         #expect(small == [0.3, 0.4])
+        #expect(throws: NNError.self) { try small.withUnsafeMutableBufferPointer { try GradientClipping.clipByGlobalNorm($0, maxNorm: -1) } }
+        #expect(throws: NNError.self) { try small.withUnsafeMutableBufferPointer { try GradientClipping.clipByGlobalNorm($0, maxNorm: .nan) } }
     }
 }

@@ -13,7 +13,7 @@ import Testing
         case "tanh": return Foundation.tanh(x)
         case "sigmoid": return 1 / (1 + Foundation.exp(-x))
         case "exp": return Foundation.exp(x)
-        default: return Foundation.log(abs(x) + 0.5)
+        default: return Foundation.log(x)
         }
     }
 
@@ -32,7 +32,7 @@ import Testing
         default: y = x.log()
         }
         #expect(y.shape == shape)
-        let expected = x.scalars.map { name == "log" ? Foundation.log(Double($0)) : Self.reference(name, Double($0)) }
+        let expected = x.scalars.map { Self.reference(name, Double($0)) }
         #expect(mismatch(y.scalars, expected, atol: 1e-6, rtol: 2e-6) == nil, "\(name) \(shape)")
 
         // The in-place forms agree with the out-of-place ones.
@@ -42,7 +42,7 @@ import Testing
         case "gelu": inPlace.formGELU()
         case "tanh": inPlace.formTanh()
         case "sigmoid": inPlace.formSigmoid()
-        default: inPlace = y
+        default: return  // exp and log have no in-place form
         }
         #expect(inPlace == y)
     }

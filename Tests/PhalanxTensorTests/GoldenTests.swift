@@ -3,8 +3,9 @@ import PhalanxTensor
 import Testing
 
 /// Every kernel against values computed independently with NumPy in float64
-/// (`Tests/Golden/make_golden.py`). Tolerances: 1e-5 absolute + 1e-5 relative for elementwise
-/// work, 1e-4 for sums of up to ~65 products (matmul, matvec, reductions).
+/// (`Tests/Golden/make_golden.py`). Tolerances (absolute + relative·|expected|): 1e-6 + 1e-6 for
+/// exact or single-rounding ops (add, mul, relu, max, argmax, scale, axpy, …), 1e-4 + 1e-4 for
+/// transcendental functions and sums of up to ~65 products (matmul, matvec, reductions, softmax).
 @Suite struct GoldenTests {
     static let cases: [GoldenCase] = (try? GoldenCase.load(resource: "golden_tensor")) ?? []
 

@@ -43,6 +43,21 @@ import Testing
             #expect(mismatch(mean.scalars, Reference.sum(t, axis: axis).map { $0 / Double(shape[axis]) }, atol: 1e-5, rtol: 1e-5) == nil)
         }
         #expect(abs(Double(t.sum()) - t.scalars.map(Double.init).reduce(0, +)) < 1e-5)
+        // max and argmax against a naive scan along each axis.
+        for axis in 0..<shape.count {
+            let outer = shape[..<axis].reduce(1, *), length = shape[axis], inner = shape[(axis + 1)...].reduce(1, *)
+            var maxima: [Float] = [], indices: [Int] = []
+            for o in 0..<outer {
+                for i in 0..<inner {
+                    let column = (0..<length).map { t.scalars[(o * length + $0) * inner + i] }
+                    let best = column.max() ?? 0
+                    maxima.append(best)
+                    indices.append(column.firstIndex(of: best) ?? -1)
+                }
+            }
+            #expect(try t.max(axis: axis).scalars == maxima)
+            #expect(try t.argmax(axis: axis) == indices)
+        }
     }
 
     @Test(arguments: [(1, 1), (1, 10), (7, 13), (3, 1000)])
@@ -53,6 +68,30 @@ import Testing
         #expect(mismatch(s.scalars, Reference.softmax(t), atol: 1e-6, rtol: 1e-4) == nil)
         let logS = try t.logSoftmax()
         #expect(mismatch(logS.scalars, Reference.softmax(t).map { Foundation.log($0) }, atol: 1e-4, rtol: 1e-4) == nil)
+    }
+
+    @Test func argmaxTreatsNaNAsTheMaximumAndEmptyAxesAreErrors() throws {
+        let t = try Tensor(rows: [[1, .nan, 3], [5, 2, 5]])
+        #expect(try t.argmax(axis: 1) == [1, 0])
+        #expect(throws: TensorError.self) { try Tensor.zeros([2, 0]).argmax(axis: 1) }
+        #expect(try Tensor.zeros([0, 3]).argmax(axis: 1) == [])
+        #expect(try Tensor.zeros([0, 3]).sum(axis: 0).scalars == [0, 0, 0])
+        #expect(try Tensor.zeros([0, 4]).softmax().shape == [0, 4])
+        #expect(try Tensor.zeros([0, 4]).logSoftmax().shape == [0, 4])
+    }
+
+    @Test func aliasedInPlaceOperands() throws {
+        var a = try Tensor(rows: [[1, 2], [3, 4]])
+        try a += a
+        #expect(a.scalars == [2, 4, 6, 8])
+        let b = a
+        try a *= b
+        #expect(a.scalars == [4, 16, 36, 64])
+        #expect(b.scalars == [2, 4, 6, 8])
+        // Broadcasting a [1, n] row and rank-3 left operands.
+        let rank3 = try Tensor.ones([2, 3, 4])
+        let row = try Tensor(shape: [1, 4], scalars: [1, 2, 3, 4])
+        #expect(try (rank3 + row).scalars == Array(repeating: [2, 3, 4, 5], count: 6).flatMap { $0 })
     }
 
     @Test func elementwiseMatchesScalarLoops() throws {

@@ -1,0 +1,235 @@
+/// The ring collectives, written once over any `Transport`.
+///
+/// All-reduce is a reduce-scatter followed by an all-gather, each in `p − 1` steps; the buffer
+/// is cut into `p` chunks (`ChunkLayout`) and each chunk into segments of at most
+/// `options.segmentBytes`, so a rank sends to its right neighbour while it receives from its
+/// left one, and reduces each received segment while the next arrives. Bytes sent per rank:
+/// `2·(p−1)/p·N·4` for an all-reduce of `N` floats. See docs/algorithms.md.
+///
+/// After any failure the communicator is closed: the failing call throws the error, every rank
+/// of the ring is told (`Transport.abort`), and later calls throw `.closed`.
+public final class RingCommunicator: Communicator {
+    /// The point-to-point transport between ring neighbours.
+    public let transport: any Transport
+    /// The membership epoch stamped on every frame (constant for a static job).
+    public let epoch: UInt64
+    /// The sequence number the next collective will carry.
+    public private(set) var sequence: UInt64 = 0
+    /// The error that closed the communicator, if any.
+    public private(set) var failure: CollectiveError?
+    private var scratch: UnsafeMutableRawPointer?
+    private var scratchBytes = 0
+
+    /// Makes a communicator over `transport`.
+    public init(transport: any Transport, epoch: UInt64 = 0) {
+        self.transport = transport
+        self.epoch = epoch
+    }
+
+    deinit { scratch?.deallocate() }
+
+    /// This rank.
+    public var rank: Int { transport.rank }
+    /// The number of ranks.
+    public var worldSize: Int { transport.worldSize }
+
+    // MARK: Collectives
+
+    /// Ring all-reduce in place.
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp, options: CollectiveOptions) throws {
+        try run(.allReduce, count: buffer.count) { call in
+            let layout = ChunkLayout(count: buffer.count, parts: worldSize)
+            try reduceScatterSteps(buffer, layout: layout, op: op, call: &call, options: options)
+            try allGatherSteps(buffer, layout: layout, call: &call, options: options)
+        }
+    }
+
+    /// Ring reduce-scatter in place; returns this rank's chunk.
+    @discardableResult
+    public func reduceScatter(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp, options: CollectiveOptions) throws -> Range<Int> {
+        let layout = ChunkLayout(count: buffer.count, parts: worldSize)
+        try run(.reduceScatter, count: buffer.count) { call in
+            try reduceScatterSteps(buffer, layout: layout, op: op, call: &call, options: options)
+        }
+        return layout.range(rank)
+    }
+
+    /// Ring all-gather in place.
+    public func allGather(_ buffer: UnsafeMutableBufferPointer<Float>, options: CollectiveOptions) throws {
+        try run(.allGather, count: buffer.count) { call in
+            try allGatherSteps(buffer, layout: ChunkLayout(count: buffer.count, parts: worldSize), call: &call, options: options)
+        }
+    }
+
+    /// Pipelined ring broadcast: segments flow from `root` around the ring.
+    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, from root: Int, options: CollectiveOptions) throws {
+        guard root >= 0, root < worldSize else {
+            throw CollectiveError(
+                .invalidArgument, operation: "broadcast", sequence: sequence, rank: rank,
+                message: "root \(root) is outside 0..<\(worldSize)")
+        }
+        try run(.broadcast, count: buffer.count) { call in
+            try broadcastSteps(buffer, root: root, call: &call, options: options)
+        }
+    }
+
+    /// A barrier: an all-reduce of one element that completes only when every rank has joined.
+    public func barrier(options: CollectiveOptions) throws {
+        var token: Float = 1
+        try withUnsafeMutablePointer(to: &token) { pointer in
+            let buffer = UnsafeMutableBufferPointer(start: pointer, count: 1)
+            try run(.barrier, count: 1) { call in
+                let layout = ChunkLayout(count: 1, parts: worldSize)
+                try reduceScatterSteps(buffer, layout: layout, op: .sum, call: &call, options: options)
+                try allGatherSteps(buffer, layout: layout, call: &call, options: options)
+            }
+        }
+    }
+
+    // MARK: Plumbing
+
+    /// One call's identity, stamped on its frames.
+    struct Call {
+        let kind: CollectiveKind
+        let sequence: UInt64
+        let count: Int
+        var sent: UInt32 = 0
+        var received: UInt32 = 0
+    }
+
+    private func run(_ kind: CollectiveKind, count: Int, _ body: (inout Call) throws -> Void) throws {
+        if let failure {
+            throw CollectiveError(
+                .closed, operation: kind.description, sequence: sequence, rank: rank, peer: failure.peer,
+                message: "the communicator failed earlier: \(failure)")
+        }
+        var call = Call(kind: kind, sequence: sequence, count: count)
+        sequence += 1
+        guard worldSize > 1 else { return }
+        do {
+            try body(&call)
+        } catch let error as CollectiveError {
+            failure = error
+            transport.abort(error)
+            throw error
+        }
+    }
+
+    private func header(_ call: Call, step: UInt32, elements: Int) -> MessageHeader {
+        MessageHeader(
+            epoch: epoch, sequence: call.sequence, kind: call.kind, step: step,
+            totalCount: UInt64(call.count), payloadBytes: UInt64(elements * MemoryLayout<Float>.stride))
+    }
+
+    private func segmentCount(_ elements: Int, _ segment: Int) -> Int { Swift.max(1, (elements + segment - 1) / segment) }
+
+    private func segmentRange(_ chunk: Range<Int>, _ index: Int, _ segment: Int) -> Range<Int> {
+        let start = Swift.min(chunk.lowerBound + index * segment, chunk.upperBound)
+        return start..<Swift.min(start + segment, chunk.upperBound)
+    }
+
+    private func scratchBuffer(bytes: Int) -> UnsafeMutableRawPointer {
+        if let scratch, scratchBytes >= bytes { return scratch }
+        scratch?.deallocate()
+        scratchBytes = Swift.max(bytes, 64)
+        let fresh = UnsafeMutableRawPointer.allocate(byteCount: scratchBytes, alignment: 64)
+        scratch = fresh
+        return fresh
+    }
+
+    /// One exchange: optionally send `outgoing` elements, optionally receive `incoming` elements.
+    private func exchange(
+        _ call: inout Call, base: UnsafeMutablePointer<Float>?, send outgoing: Range<Int>?, receive incoming: Range<Int>?,
+        into destination: UnsafeMutableRawPointer?, options: CollectiveOptions, progress: (Int) throws -> Void
+    ) throws {
+        let sendHeader = outgoing.map { header(call, step: call.sent, elements: $0.count) }
+        let expected = incoming.map { header(call, step: call.received, elements: $0.count) }
+        let sendBytes = UnsafeRawBufferPointer(
+            start: outgoing.flatMap { range in base.map { UnsafeRawPointer($0 + range.lowerBound) } },
+            count: (outgoing?.count ?? 0) * MemoryLayout<Float>.stride)
+        let receiveBytes = UnsafeMutableRawBufferPointer(
+            start: destination, count: (incoming?.count ?? 0) * MemoryLayout<Float>.stride)
+        try transport.exchange(
+            send: sendHeader, sendBytes, receive: expected, into: receiveBytes, timeout: options.timeout, progress: progress)
+        if outgoing != nil { call.sent += 1 }
+        if incoming != nil { call.received += 1 }
+    }
+
+    /// After it, chunk `rank` of `buffer` holds the reduction over all ranks (divided by p for
+    /// `.average`).
+    private func reduceScatterSteps(
+        _ buffer: UnsafeMutableBufferPointer<Float>, layout: ChunkLayout, op: ReduceOp, call: inout Call,
+        options: CollectiveOptions
+    ) throws {
+        let p = worldSize, r = rank, segment = Swift.max(1, options.segmentBytes / MemoryLayout<Float>.stride)
+        let base = buffer.baseAddress
+        let scratch = scratchBuffer(bytes: Swift.min(segment, Swift.max(layout.range(0).count, 1)) * MemoryLayout<Float>.stride)
+        let incomingFloats = scratch.assumingMemoryBound(to: Float.self)
+        for k in 0..<(p - 1) {
+            let sendChunk = layout.range(((r - k - 1) % p + p) % p)
+            let receiveChunk = layout.range(((r - k - 2) % p + p) % p)
+            let sends = segmentCount(sendChunk.count, segment), receives = segmentCount(receiveChunk.count, segment)
+            for j in 0..<Swift.max(sends, receives) {
+                let outgoing = j < sends ? segmentRange(sendChunk, j, segment) : nil
+                let incoming = j < receives ? segmentRange(receiveChunk, j, segment) : nil
+                var reduced = 0
+                try exchange(&call, base: base, send: outgoing, receive: incoming, into: scratch, options: options) { bytes in
+                    // Reduce every element that has fully arrived while the rest is in flight.
+                    guard let incoming, let base else { return }
+                    let ready = bytes / MemoryLayout<Float>.stride
+                    if ready > reduced {
+                        op.combine(into: base + incoming.lowerBound + reduced, from: incomingFloats + reduced, count: ready - reduced)
+                        reduced = ready
+                    }
+                }
+            }
+        }
+        if op == .average, let base {
+            let own = layout.range(r)
+            let scale = 1 / Float(p)
+            for i in own { base[i] *= scale }
+        }
+    }
+
+    /// Each rank starts with its own chunk `rank`; afterwards every rank has every chunk.
+    private func allGatherSteps(
+        _ buffer: UnsafeMutableBufferPointer<Float>, layout: ChunkLayout, call: inout Call, options: CollectiveOptions
+    ) throws {
+        let p = worldSize, r = rank, segment = Swift.max(1, options.segmentBytes / MemoryLayout<Float>.stride)
+        let base = buffer.baseAddress
+        for k in 0..<(p - 1) {
+            let sendChunk = layout.range(((r - k) % p + p) % p)
+            let receiveChunk = layout.range(((r - k - 1) % p + p) % p)
+            let sends = segmentCount(sendChunk.count, segment), receives = segmentCount(receiveChunk.count, segment)
+            for j in 0..<Swift.max(sends, receives) {
+                let outgoing = j < sends ? segmentRange(sendChunk, j, segment) : nil
+                let incoming = j < receives ? segmentRange(receiveChunk, j, segment) : nil
+                // Received straight into place: no scratch, no copy.
+                let destination = incoming.flatMap { range in base.map { UnsafeMutableRawPointer($0 + range.lowerBound) } }
+                try exchange(&call, base: base, send: outgoing, receive: incoming, into: destination, options: options) { _ in }
+            }
+        }
+    }
+
+    /// Segments flow root → root+1 → … → root−1; a middle rank forwards segment j−1 while it
+    /// receives segment j.
+    private func broadcastSteps(
+        _ buffer: UnsafeMutableBufferPointer<Float>, root: Int, call: inout Call, options: CollectiveOptions
+    ) throws {
+        let p = worldSize, position = ((rank - root) % p + p) % p
+        let segment = Swift.max(1, options.segmentBytes / MemoryLayout<Float>.stride)
+        let all = 0..<buffer.count, segments = segmentCount(buffer.count, segment)
+        let base = buffer.baseAddress
+        let sends = position == p - 1 ? 0 : segments
+        let receives = position == 0 ? 0 : segments
+        let rounds = position == 0 || position == p - 1 ? segments : segments + 1
+        for j in 0..<rounds {
+            // A forwarding rank sends in round j the segment it received in round j − 1.
+            let sendIndex = position == 0 ? j : j - 1
+            let outgoing = sendIndex >= 0 && sendIndex < sends ? segmentRange(all, sendIndex, segment) : nil
+            let incoming = j < receives ? segmentRange(all, j, segment) : nil
+            let destination = incoming.flatMap { range in base.map { UnsafeMutableRawPointer($0 + range.lowerBound) } }
+            try exchange(&call, base: base, send: outgoing, receive: incoming, into: destination, options: options) { _ in }
+        }
+    }
+}
