@@ -11,11 +11,14 @@ let package = Package(
         .library(name: "PhalanxData", targets: ["PhalanxData"]),
         .library(name: "PhalanxCollectives", targets: ["PhalanxCollectives"]),
         .library(name: "PhalanxTesting", targets: ["PhalanxTesting"]),
+        .library(name: "PhalanxTCP", targets: ["PhalanxTCP"]),
         .executable(name: "phalanx-bench", targets: ["phalanx-bench"]),
         .executable(name: "DigitsMLP", targets: ["DigitsMLP"]),
+        .executable(name: "phalanx-check", targets: ["phalanx-check"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // System libraries (apt: libopenblas-dev, libopenmpi-dev).
@@ -40,7 +43,11 @@ let package = Package(
         ),
         .target(name: "PhalanxCollectives", dependencies: ["PhalanxTensor"]),
         .target(name: "PhalanxTesting", dependencies: ["PhalanxCollectives"]),
-        .target(name: "Phalanx", dependencies: ["PhalanxTensor", "PhalanxNN", "PhalanxData", "PhalanxCollectives"]),
+        .target(
+            name: "PhalanxTCP",
+            dependencies: ["PhalanxCollectives", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(name: "Phalanx", dependencies: ["PhalanxTensor", "PhalanxNN", "PhalanxData", "PhalanxCollectives", "PhalanxTCP"]),
 
         // Tools and examples.
         .executableTarget(
@@ -49,6 +56,10 @@ let package = Package(
                 "Phalanx", "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .executableTarget(
+            name: "phalanx-check",
+            dependencies: ["Phalanx", "PhalanxTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "DigitsMLP", dependencies: ["Phalanx"], path: "Examples/DigitsMLP", exclude: ["README.md"]),
 
@@ -66,5 +77,6 @@ let package = Package(
         .testTarget(name: "PhalanxDataTests", dependencies: ["PhalanxData", "PhalanxTensor"]),
         .testTarget(name: "CMPITests", dependencies: ["CMPI"]),
         .testTarget(name: "PhalanxCollectivesTests", dependencies: ["PhalanxCollectives", "PhalanxTesting", "PhalanxTensor"]),
+        .testTarget(name: "PhalanxTCPTests", dependencies: ["PhalanxTCP", "PhalanxCollectives", "PhalanxTesting"]),
     ]
 )

@@ -2,4 +2,5 @@
 @_exported import PhalanxCollectives
 @_exported import PhalanxData
 @_exported import PhalanxNN
+@_exported import PhalanxTCP
 @_exported import PhalanxTensor

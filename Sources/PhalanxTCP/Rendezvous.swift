@@ -1,0 +1,181 @@
+import Foundation
+import Logging
+
+/// Where each rank of a job listens for its left neighbour.
+public struct PeerTable: Sendable, Equatable {
+    /// `(host, port)` of rank i at index i.
+    public var endpoints: [Endpoint]
+
+    /// A TCP endpoint.
+    public struct Endpoint: Sendable, Equatable {
+        /// An IPv4 address or host name.
+        public var host: String
+        /// The TCP port.
+        public var port: UInt16
+        /// Makes an endpoint.
+        public init(host: String, port: UInt16) {
+            self.host = host
+            self.port = port
+        }
+    }
+
+    func encoded() -> [UInt8] {
+        var out = Array("PHXT".utf8) + Wire.bytes(UInt32(endpoints.count))
+        for e in endpoints {
+            let host = Array(e.host.utf8)
+            out += [UInt8(host.count >> 8), UInt8(host.count & 0xFF)] + host + [UInt8(e.port >> 8), UInt8(e.port & 0xFF)]
+        }
+        return out
+    }
+}
+
+/// The rank-table exchange at the start of a job: every rank registers its listening endpoint
+/// with one server (rank 0 by default, or a launcher) and gets everyone's back once all arrived.
+///
+///     client → server : "PHXR" rank(4) worldSize(4) hostLength(2) host port(2)
+///     server → client : "PHXT" count(4) (hostLength(2) host port(2))×count   — or —
+///                       "PHXE" length(2) message                              (failure)
+public final class RendezvousServer: @unchecked Sendable {
+    /// The port it listens on (useful when started on port 0).
+    public let port: UInt16
+    private let listener: Socket
+    private let worldSize: Int
+    private let credentials: JobCredentials
+    private let timeout: Duration
+    private let logger: Logger
+    private let done = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var outcome: Result<PeerTable, SocketError>?
+    /// Connections refused so far (strangers, bad secrets, garbage), for logs and tests.
+    public private(set) var refusedConnections = 0
+
+    /// Listens on `host:port` (0: any free port) for the `worldSize` ranks of one job.
+    /// - Throws: `SocketError` if the port cannot be bound.
+    public init(host: String, port: UInt16, worldSize: Int, credentials: JobCredentials, timeout: Duration = .seconds(60),
+                logger: Logger = Logger(label: "phalanx.rendezvous")) throws {
+        listener = try Socket.listen(host: host, port: port)
+        self.port = listener.localPort
+        self.worldSize = worldSize
+        self.credentials = credentials
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    /// Serves the job on a background thread; returns at once.
+    public func start() {
+        let thread = Thread { [self] in
+            let result = serve()
+            lock.lock()
+            outcome = result
+            lock.unlock()
+            done.signal()
+        }
+        thread.start()
+    }
+
+    /// Waits for the background thread; returns the table or the failure.
+    public func wait() -> Result<PeerTable, SocketError> {
+        done.wait()
+        done.signal()
+        lock.lock()
+        defer { lock.unlock() }
+        return outcome ?? .failure(SocketError("rendezvous", endpoint: ":\(port)", reason: "not started"))
+    }
+
+    private func serve() -> Result<PeerTable, SocketError> {
+        let deadline = Deadline(after: timeout)
+        var clients: [Int: (Socket, PeerTable.Endpoint)] = [:]
+        defer { listener.close() }
+        while clients.count < worldSize {
+            let accepted: Socket?
+            do { accepted = try listener.accept(deadline: deadline) } catch let error as SocketError {
+                return fail(clients, error)
+            } catch { return fail(clients, SocketError("accept", endpoint: ":\(port)", reason: "\(error)")) }
+            guard let socket = accepted else {
+                let missing = (0..<worldSize).filter { clients[$0] == nil }
+                return fail(clients, SocketError("rendezvous", endpoint: ":\(port)", reason: "timed out after \(timeout): ranks \(missing) never registered"))
+            }
+            do {
+                // Each client gets a few seconds; a silent stranger cannot hold up the job for long.
+                let step = Deadline(min(deadline.instant, .now + .seconds(5)))
+                let peer = try Handshake.accept(socket, credentials: credentials, purpose: .rendezvous, rank: -1, epoch: 0, deadline: step)
+                let body = try socket.readExactly(14, deadline: step)
+                guard Array(body[0..<4]) == Array("PHXR".utf8) else { throw HandshakeError.garbage(from: socket.endpoint) }
+                let rank = Int(Wire.uint32(body, at: 4)), size = Int(Wire.uint32(body, at: 8))
+                let hostLength = Int(body[12]) << 8 | Int(body[13])
+                let rest = try socket.readExactly(hostLength + 2, deadline: step)
+                let host = String(decoding: rest[0..<hostLength], as: UTF8.self)
+                let port = UInt16(rest[hostLength]) << 8 | UInt16(rest[hostLength + 1])
+                guard size == worldSize, rank == peer.rank, rank >= 0, rank < worldSize, clients[rank] == nil else {
+                    let reason = "rank \(rank) of \(size) does not fit a job of \(worldSize) ranks\(clients[rank] != nil ? " (rank taken)" : "")"
+                    send(error: reason, to: socket, deadline: step)
+                    refusedConnections += 1
+                    logger.warning("rendezvous refused \(socket.endpoint): \(reason)")
+                    continue
+                }
+                clients[rank] = (socket, PeerTable.Endpoint(host: host, port: port))
+            } catch {
+                refusedConnections += 1
+                logger.warning("rendezvous refused \(socket.endpoint): \(error)")
+            }
+        }
+        let table = PeerTable(endpoints: (0..<worldSize).compactMap { clients[$0]?.1 })
+        let reply = table.encoded()
+        for (_, (socket, _)) in clients { try? socket.writeAll(reply, deadline: Deadline(after: .seconds(5))) }
+        return .success(table)
+    }
+
+    private func send(error reason: String, to socket: Socket, deadline: Deadline) {
+        let text = Array(reason.utf8.prefix(60_000))
+        try? socket.writeAll(Array("PHXE".utf8) + [UInt8(text.count >> 8), UInt8(text.count & 0xFF)] + text, deadline: deadline)
+    }
+
+    private func fail(_ clients: [Int: (Socket, PeerTable.Endpoint)], _ error: SocketError) -> Result<PeerTable, SocketError> {
+        logger.error("rendezvous failed: \(error)")
+        for (_, (socket, _)) in clients { send(error: error.reason, to: socket, deadline: Deadline(after: .seconds(1))) }
+        return .failure(error)
+    }
+}
+
+/// The client side of the rendezvous.
+enum RendezvousClient {
+    /// Connects and authenticates to the server; the caller learns its own address from the
+    /// socket (`localHost`) before registering.
+    static func open(server host: String, port: UInt16, rank: Int, credentials: JobCredentials, deadline: Deadline) throws -> Socket {
+        let socket = try Socket.connect(host: host, port: port, deadline: deadline)
+        _ = try Handshake.connect(socket, credentials: credentials, purpose: .rendezvous, rank: rank, epoch: 0, deadline: deadline)
+        return socket
+    }
+
+    /// Registers `endpoint` as rank `rank` of `worldSize` over `socket` (from `open`) and returns
+    /// every rank's endpoint.
+    static func exchange(
+        _ socket: Socket, server host: String, port: UInt16, rank: Int, worldSize: Int, endpoint: PeerTable.Endpoint,
+        deadline: Deadline
+    ) throws -> PeerTable {
+        defer { socket.close() }
+        let hostBytes = Array(endpoint.host.utf8)
+        var message = Array("PHXR".utf8) + Wire.bytes(UInt32(rank)) + Wire.bytes(UInt32(worldSize))
+        message += [UInt8(hostBytes.count >> 8), UInt8(hostBytes.count & 0xFF)] + hostBytes + [UInt8(endpoint.port >> 8), UInt8(endpoint.port & 0xFF)]
+        try socket.writeAll(message, deadline: deadline)
+        let head = try socket.readExactly(4, deadline: deadline)
+        if head == Array("PHXE".utf8) {
+            let length = try socket.readExactly(2, deadline: deadline)
+            let text = try socket.readExactly(Int(length[0]) << 8 | Int(length[1]), deadline: deadline)
+            throw SocketError("rendezvous", endpoint: "\(host):\(port)", reason: String(decoding: text, as: UTF8.self))
+        }
+        guard head == Array("PHXT".utf8) else { throw HandshakeError.garbage(from: "\(host):\(port)") }
+        let count = Int(Wire.uint32(try socket.readExactly(4, deadline: deadline), at: 0))
+        guard count == worldSize else {
+            throw SocketError("rendezvous", endpoint: "\(host):\(port)", reason: "table of \(count) ranks for a job of \(worldSize)")
+        }
+        var endpoints: [PeerTable.Endpoint] = []
+        for _ in 0..<count {
+            let length = try socket.readExactly(2, deadline: deadline)
+            let hostText = try socket.readExactly(Int(length[0]) << 8 | Int(length[1]), deadline: deadline)
+            let portBytes = try socket.readExactly(2, deadline: deadline)
+            endpoints.append(PeerTable.Endpoint(host: String(decoding: hostText, as: UTF8.self), port: UInt16(portBytes[0]) << 8 | UInt16(portBytes[1])))
+        }
+        return PeerTable(endpoints: endpoints)
+    }
+}

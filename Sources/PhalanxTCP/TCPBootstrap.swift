@@ -1,0 +1,34 @@
+import Logging
+import PhalanxCollectives
+
+/// Starts a TCP ring from the launcher's environment: what a trainer calls first.
+///
+/// ```swift
+/// let communicator = try TCPBootstrap.communicator()   // reads PHALANX_*/torchrun/mpirun/Slurm variables
+/// try communicator.allReduce(model.store.gradients, op: .average)
+/// ```
+public enum TCPBootstrap {
+    /// Builds the ring for `environment`. Rank 0 hosts the rendezvous on
+    /// `masterAddress:masterPort` unless `PHALANX_RENDEZVOUS_EXTERNAL=1` says a launcher does.
+    /// - Throws: `SocketError`, `HandshakeError`, `LaunchEnvironment.InvalidVariable`.
+    public static func communicator(
+        environment: LaunchEnvironment? = nil, variables: [String: String] = LaunchEnvironment.processEnvironment(),
+        timeout: Duration = .seconds(60), logger: Logger = Logger(label: "phalanx.tcp")
+    ) throws -> RingCommunicator {
+        let environment = try environment ?? LaunchEnvironment.detect(from: variables)
+        let credentials = try JobCredentials.fromEnvironment(variables, logger: logger)
+        var server: RendezvousServer?
+        if environment.rank == 0, environment.worldSize > 1, variables["PHALANX_RENDEZVOUS_EXTERNAL"] != "1" {
+            server = try RendezvousServer(
+                host: environment.masterAddress, port: environment.masterPort, worldSize: environment.worldSize,
+                credentials: credentials, timeout: timeout, logger: logger)
+            server?.start()
+        }
+        let transport = try TCPTransport.connect(
+            rank: environment.rank, worldSize: environment.worldSize,
+            server: PeerTable.Endpoint(host: environment.masterAddress, port: environment.masterPort),
+            credentials: credentials, timeout: timeout, logger: logger)
+        if let server, case let .failure(error) = server.wait() { throw error }
+        return RingCommunicator(transport: transport)
+    }
+}

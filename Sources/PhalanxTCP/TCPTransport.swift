@@ -1,0 +1,140 @@
+import Foundation
+import Logging
+import PhalanxCollectives
+
+/// The ring transport over TCP: one authenticated connection to each neighbour, data sent
+/// straight from and received straight into the caller's memory, both directions at once.
+///
+/// Frames are a 48-byte header (`Wire`) and the payload. Every wait is bounded: an exchange
+/// fails with `.timeout` after `timeout` without progress, with `.connectionLost` as soon as a
+/// neighbour's connection closes, and with `.peerAborted` when a neighbour reports a failure.
+public final class TCPTransport: Transport, @unchecked Sendable {
+    /// This rank.
+    public let rank: Int
+    /// The number of ranks.
+    public let worldSize: Int
+    /// The membership epoch this ring was built for.
+    public let epoch: UInt64
+    /// The connection to the right neighbour (we send on it).
+    let right: Socket?
+    /// The connection from the left neighbour (we receive on it).
+    let left: Socket?
+    let logger: Logger
+    var aborted: CollectiveError?
+    /// True when the last exchange stopped in the middle of an outgoing frame.
+    var sendInterrupted = false
+
+    init(rank: Int, worldSize: Int, epoch: UInt64, right: Socket?, left: Socket?, logger: Logger) {
+        self.rank = rank
+        self.worldSize = worldSize
+        self.epoch = epoch
+        self.right = right
+        self.left = left
+        self.logger = logger
+    }
+
+    var leftRank: Int { (rank - 1 + worldSize) % worldSize }
+    var rightRank: Int { (rank + 1) % worldSize }
+
+    /// Closes both connections; neighbours see the connection closed.
+    public func close() {
+        right?.close()
+        left?.close()
+    }
+
+    deinit { close() }
+
+    // MARK: Connecting
+
+    /// Builds the ring: listens, registers with the rendezvous at `server`, then connects to the
+    /// right neighbour while accepting (and authenticating) the left one. Strangers that connect
+    /// to the listener meanwhile are refused and logged.
+    /// - Throws: `SocketError` (rendezvous or connection failures, timeouts naming the peer) or
+    ///   `HandshakeError` when the right neighbour cannot prove the secret.
+    public static func connect(
+        rank: Int, worldSize: Int, server: PeerTable.Endpoint, credentials: JobCredentials, epoch: UInt64 = 0,
+        timeout: Duration = .seconds(60), logger: Logger = Logger(label: "phalanx.tcp")
+    ) throws -> TCPTransport {
+        guard worldSize > 1 else { return TCPTransport(rank: 0, worldSize: 1, epoch: epoch, right: nil, left: nil, logger: logger) }
+        let deadline = Deadline(after: timeout)
+        // Listen on the interface that reaches the rendezvous server.
+        let registration = try RendezvousClient.open(server: server.host, port: server.port, rank: rank, credentials: credentials, deadline: deadline)
+        let localHost = registration.localHost
+        let listener = try Socket.listen(host: localHost, port: 0)
+        let table = try RendezvousClient.exchange(
+            registration, server: server.host, port: server.port, rank: rank, worldSize: worldSize,
+            endpoint: PeerTable.Endpoint(host: localHost, port: listener.localPort), deadline: deadline)
+        return try connect(rank: rank, table: table, listener: listener, credentials: credentials, epoch: epoch, deadline: deadline, logger: logger)
+    }
+
+    static func connect(
+        rank: Int, table: PeerTable, listener: Socket, credentials: JobCredentials, epoch: UInt64, deadline: Deadline, logger: Logger
+    ) throws -> TCPTransport {
+        let worldSize = table.endpoints.count
+        let leftRank = (rank - 1 + worldSize) % worldSize, rightRank = (rank + 1) % worldSize
+        // Accept on another thread: both ends of every edge connect at once, and a handshake
+        // needs its acceptor to speak first.
+        let accepted = AcceptResult()
+        let acceptor = Thread {
+            accepted.set(Result {
+                try acceptNeighbour(leftRank, listener: listener, rank: rank, credentials: credentials, epoch: epoch, deadline: deadline, logger: logger)
+            })
+        }
+        acceptor.start()
+        let rightResult = Result<Socket, Error> {
+            let endpoint = table.endpoints[rightRank]
+            let socket = try Socket.connect(host: endpoint.host, port: endpoint.port, deadline: deadline)
+            let peer = try Handshake.connect(socket, credentials: credentials, purpose: .ring, rank: rank, epoch: epoch, deadline: deadline)
+            guard peer == rightRank else {
+                throw SocketError("connect", endpoint: socket.endpoint, reason: "expected rank \(rightRank), reached rank \(peer)")
+            }
+            return socket
+        }
+        let leftResult = accepted.wait()
+        listener.close()
+        let right = try rightResult.get(), left = try leftResult.get()
+        right.configureForData()
+        left.configureForData()
+        return TCPTransport(rank: rank, worldSize: worldSize, epoch: epoch, right: right, left: left, logger: logger)
+    }
+
+    static func acceptNeighbour(
+        _ expected: Int, listener: Socket, rank: Int, credentials: JobCredentials, epoch: UInt64, deadline: Deadline, logger: Logger
+    ) throws -> Socket {
+        while true {
+            guard let socket = try listener.accept(deadline: deadline) else {
+                throw SocketError("accept", endpoint: listener.endpoint, reason: "timed out waiting for rank \(expected) to connect")
+            }
+            do {
+                let step = Deadline(min(deadline.instant, .now + .seconds(5)))
+                let peer = try Handshake.accept(socket, credentials: credentials, purpose: .ring, rank: rank, epoch: epoch, deadline: step)
+                guard peer.rank == expected, peer.epoch == epoch else {
+                    logger.warning("rank \(rank) refused \(socket.endpoint): it is rank \(peer.rank) of epoch \(peer.epoch), expected rank \(expected) of epoch \(epoch)")
+                    continue
+                }
+                return socket
+            } catch {
+                logger.warning("rank \(rank) refused a connection: \(error)")
+            }
+        }
+    }
+}
+
+/// The acceptor thread's result, handed over under a lock.
+final class AcceptResult: @unchecked Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private let lock = NSLock()
+    private var result: Result<Socket, Error>?
+    func set(_ value: Result<Socket, Error>) {
+        lock.lock()
+        result = value
+        lock.unlock()
+        semaphore.signal()
+    }
+    func wait() -> Result<Socket, Error> {
+        semaphore.wait()
+        lock.lock()
+        defer { lock.unlock() }
+        return result ?? .failure(SocketError("accept", endpoint: "", reason: "no result"))
+    }
+}

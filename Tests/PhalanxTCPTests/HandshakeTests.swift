@@ -1,0 +1,88 @@
+import Foundation
+@testable import PhalanxTCP
+import Testing
+
+@Suite struct HandshakeTests {
+    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+
+    @Test func sha256MatchesFIPSVectors() {
+        #expect(Self.hex(SHA256.hash([])) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(Self.hex(SHA256.hash(Array("abc".utf8))) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            Self.hex(SHA256.hash(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8)))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(Self.hex(SHA256.hash([UInt8](repeating: 0x61, count: 1_000_000))) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    @Test func hmacMatchesRFC4231() {
+        // Test cases 1, 2 and 6 of RFC 4231.
+        #expect(Self.hex(HMAC.sha256(key: [UInt8](repeating: 0x0b, count: 20), message: Array("Hi There".utf8)))
+            == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+        #expect(Self.hex(HMAC.sha256(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8)))
+            == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        #expect(Self.hex(HMAC.sha256(
+            key: [UInt8](repeating: 0xaa, count: 131), message: Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8)))
+            == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+        #expect(HMAC.constantTimeEqual([1, 2, 3], [1, 2, 3]))
+        #expect(!HMAC.constantTimeEqual([1, 2, 3], [1, 2, 4]))
+        #expect(!HMAC.constantTimeEqual([1, 2], [1, 2, 3]))
+    }
+
+    /// Runs both sides of a handshake over loopback; returns (acceptor result, connector result).
+    static func handshake(acceptor: JobCredentials, connector: JobCredentials) throws -> (Result<Int, Error>, Result<Int, Error>) {
+        let listener = try Socket.listen(host: "127.0.0.1", port: 0)
+        let deadline = Deadline(after: .seconds(5))
+        let box = ResultBox()
+        let thread = Thread {
+            box.set(Result {
+                guard let socket = try listener.accept(deadline: deadline) else { throw SocketError("accept", endpoint: "", reason: "timed out") }
+                return try Handshake.accept(socket, credentials: acceptor, purpose: .ring, rank: 7, epoch: 3, deadline: deadline).rank
+            })
+        }
+        thread.start()
+        let client = Result { () -> Int in
+            let socket = try Socket.connect(host: "127.0.0.1", port: listener.localPort, deadline: deadline)
+            return try Handshake.connect(socket, credentials: connector, purpose: .ring, rank: 2, epoch: 3, deadline: deadline)
+        }
+        return (box.wait(), client)
+    }
+
+    @Test func bothSidesProveTheSecret() throws {
+        let good = JobCredentials(jobID: "job", secret: Array("s3cret".utf8))
+        let (server, client) = try Self.handshake(acceptor: good, connector: good)
+        #expect(try server.get() == 2)
+        #expect(try client.get() == 7)
+
+        let (refused, _) = try Self.handshake(acceptor: good, connector: JobCredentials(jobID: "job", secret: Array("guess".utf8)))
+        #expect(throws: HandshakeError.self) { try refused.get() }
+        let (otherJob, _) = try Self.handshake(acceptor: good, connector: JobCredentials(jobID: "other", secret: Array("s3cret".utf8)))
+        #expect { try otherJob.get() } throws: { error in
+            if case let .wrongJob(_, jobID) = error as? HandshakeError { return jobID == "other" }
+            return false
+        }
+        // A connector also refuses an acceptor that does not know the secret.
+        let (_, fooled) = try Self.handshake(acceptor: JobCredentials(jobID: "job", secret: Array("fake".utf8)), connector: good)
+        #expect(throws: (any Error).self) { try fooled.get() }
+    }
+
+    @Test func credentialsFromEnvironment() throws {
+        let plain = try JobCredentials.fromEnvironment(["PHALANX_JOB_ID": "j", "PHALANX_JOB_SECRET": "abc"])
+        #expect(plain == JobCredentials(jobID: "j", secret: Array("abc".utf8)))
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString)")
+        try "from-file\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        #expect(try JobCredentials.fromEnvironment(["PHALANX_JOB_SECRET_FILE": file.path]).secret == Array("from-file".utf8))
+        #expect(throws: SocketError.self) { try JobCredentials.fromEnvironment(["PHALANX_JOB_SECRET_FILE": "/nonexistent/secret"]) }
+        #expect(JobCredentials.randomSecret().count == 64)
+    }
+}
+
+final class ResultBox: @unchecked Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    private var value: Result<Int, Error>?
+    func set(_ result: Result<Int, Error>) { value = result; semaphore.signal() }
+    func wait() -> Result<Int, Error> {
+        semaphore.wait()
+        return value ?? .failure(SocketError("wait", endpoint: "", reason: "no result"))
+    }
+}
