@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "PhalanxCollectives", targets: ["PhalanxCollectives"]),
         .library(name: "PhalanxTesting", targets: ["PhalanxTesting"]),
         .library(name: "PhalanxTCP", targets: ["PhalanxTCP"]),
+        .library(name: "PhalanxMPI", targets: ["PhalanxMPI"]),
         .executable(name: "phalanx-bench", targets: ["phalanx-bench"]),
         .executable(name: "DigitsMLP", targets: ["DigitsMLP"]),
         .executable(name: "phalanx-check", targets: ["phalanx-check"]),
@@ -47,6 +48,7 @@ let package = Package(
             name: "PhalanxTCP",
             dependencies: ["PhalanxCollectives", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(name: "PhalanxMPI", dependencies: ["PhalanxCollectives", "CMPI"]),
         .target(name: "Phalanx", dependencies: ["PhalanxTensor", "PhalanxNN", "PhalanxData", "PhalanxCollectives", "PhalanxTCP"]),
 
         // Tools and examples.
@@ -59,7 +61,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "phalanx-check",
-            dependencies: ["Phalanx", "PhalanxTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Phalanx", "PhalanxMPI", "PhalanxTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "DigitsMLP", dependencies: ["Phalanx"], path: "Examples/DigitsMLP", exclude: ["README.md"]),
 
@@ -78,5 +80,6 @@ let package = Package(
         .testTarget(name: "CMPITests", dependencies: ["CMPI"]),
         .testTarget(name: "PhalanxCollectivesTests", dependencies: ["PhalanxCollectives", "PhalanxTesting", "PhalanxTensor"]),
         .testTarget(name: "PhalanxTCPTests", dependencies: ["PhalanxTCP", "PhalanxCollectives", "PhalanxTesting"]),
+        .testTarget(name: "PhalanxMPITests", dependencies: ["PhalanxMPI", "PhalanxTesting"]),
     ]
 )

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Phalanx
+import PhalanxMPI
 import PhalanxTesting
 
 /// `phalanx-check`: runs collective checks on every rank of a job (launched by `mpirun`,
@@ -19,7 +20,7 @@ struct PhalanxCheck: ParsableCommand {
     @Argument(help: "conformance | checksum | mismatch | loop")
     var mode: Mode
 
-    @Option(help: "Backend: tcp.")
+    @Option(help: "Backend: tcp (our ring over TCP), mpi (Open MPI's collectives) or mpi-ring (our ring over MPI point-to-point).")
     var backend = "tcp"
 
     @Option(help: "Largest element count in the conformance grid.")
@@ -80,12 +81,15 @@ struct PhalanxCheck: ParsableCommand {
         result["elapsed_ms"] = Double((ContinuousClock.now - started).components.attoseconds) / 1e15
             + Double((ContinuousClock.now - started).components.seconds) * 1000
         printJSON(result)
+        if backend.hasPrefix("mpi") && result["ok"] as? Bool == true { MPIRuntime.finalize() }
         if result["ok"] as? Bool != true { throw ExitCode(1) }
     }
 
     func makeCommunicator() throws -> any Communicator {
         switch backend {
         case "tcp": return try TCPBootstrap.communicator()
+        case "mpi": return try MPICommunicator()
+        case "mpi-ring": return RingCommunicator(transport: try MPITransport())
         default: throw ValidationError("unknown backend \(backend)")
         }
     }

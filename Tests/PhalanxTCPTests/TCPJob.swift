@@ -1,4 +1,5 @@
 import Foundation
+import PhalanxTesting
 @testable import PhalanxTCP
 
 /// A job of `phalanx-check` workers on loopback whose rendezvous the test itself hosts (port 0,

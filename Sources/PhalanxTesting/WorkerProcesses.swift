@@ -1,15 +1,27 @@
 import Foundation
 
-/// Starts the package's own executables as separate processes on loopback, collects their
-/// output to EOF, and stops them by PID. Every wait is bounded.
-final class WorkerProcesses: @unchecked Sendable {
-    struct Output {
-        let rank: Int
-        let status: Int32
-        let stdout: String
-        let stderr: String
+/// Starts executables (a trainer, `phalanx-check`, `mpirun`) as separate processes for
+/// multi-process tests, collects their output to EOF while they run, and stops them by PID.
+/// Every wait is bounded.
+public final class WorkerProcesses: @unchecked Sendable {
+    /// What one process printed and how it ended.
+    public struct Output: @unchecked Sendable {
+        /// The index of the process (its rank when each process is one rank).
+        public let rank: Int
+        /// The exit status (or signal number when killed).
+        public let status: Int32
+        /// Everything printed on standard output.
+        public let stdout: String
+        /// Everything printed on standard error.
+        public let stderr: String
+        /// Every line of standard output that parses as a JSON object.
+        public var jsonLines: [[String: Any]] {
+            stdout.split(separator: "\n").compactMap { line in
+                line.data(using: .utf8).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+            }
+        }
         /// The last JSON line printed on stdout, parsed.
-        var result: [String: Any] {
+        public var result: [String: Any] {
             for line in stdout.split(separator: "\n").reversed() {
                 if let data = line.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] { return object }
             }
@@ -17,8 +29,9 @@ final class WorkerProcesses: @unchecked Sendable {
         }
     }
 
-    /// The directory that holds the built executables (next to the test bundle).
-    static var binaryDirectory: URL {
+    /// The directory that holds the package's built executables: `PHALANX_BIN_DIR`, else the
+    /// nearest directory above the running test bundle that contains `phalanx-check`.
+    public static var binaryDirectory: URL {
         if let override = ProcessInfo.processInfo.environment["PHALANX_BIN_DIR"] { return URL(fileURLWithPath: override) }
         var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
         while url.path != "/" {
@@ -28,7 +41,8 @@ final class WorkerProcesses: @unchecked Sendable {
         return Bundle.main.bundleURL.deletingLastPathComponent()
     }
 
-    let processes: [Process]
+    /// The processes, in start order.
+    public let processes: [Process]
     private let outputs: [Pipe]
     private let errors: [Pipe]
     private let collected = NSLock()
@@ -36,12 +50,14 @@ final class WorkerProcesses: @unchecked Sendable {
     private var stderrText: [Int: String] = [:]
     private let readers = DispatchGroup()
 
-    /// Starts `count` copies of `executable` with `arguments`; `environment(rank)` adds variables.
-    init(executable: String, arguments: [String], count: Int, environment: (Int) -> [String: String]) throws {
+    /// Starts `count` copies of `executable` (a name in `binaryDirectory`, or an absolute path)
+    /// with `arguments`; `environment(rank)` adds variables to this process's environment.
+    /// - Throws: if an executable cannot be started.
+    public init(executable: String, arguments: [String], count: Int, environment: (Int) -> [String: String]) throws {
         var processes: [Process] = [], outputs: [Pipe] = [], errors: [Pipe] = []
         for rank in 0..<count {
             let process = Process()
-            process.executableURL = WorkerProcesses.binaryDirectory.appendingPathComponent(executable)
+            process.executableURL = executable.hasPrefix("/") ? URL(fileURLWithPath: executable) : WorkerProcesses.binaryDirectory.appendingPathComponent(executable)
             process.arguments = arguments
             var variables = ProcessInfo.processInfo.environment
             for (key, value) in environment(rank) { variables[key] = value }
@@ -81,14 +97,14 @@ final class WorkerProcesses: @unchecked Sendable {
     }
 
     /// The PID of rank `rank`.
-    func pid(_ rank: Int) -> Int32 { processes[rank].processIdentifier }
+    public func pid(_ rank: Int) -> Int32 { processes[rank].processIdentifier }
 
     /// Sends `signal` to rank `rank`.
-    func signal(_ rank: Int, _ signal: Int32) { kill(processes[rank].processIdentifier, signal) }
+    public func signal(_ rank: Int, _ signal: Int32) { kill(processes[rank].processIdentifier, signal) }
 
     /// Waits until every process has exited, at most `timeout`; kills the rest by PID then.
     /// Returns each rank's output.
-    func wait(timeout: Duration) -> [Output] {
+    public func wait(timeout: Duration) -> [Output] {
         let deadline = ContinuousClock.now + timeout
         while processes.contains(where: { $0.isRunning }) && ContinuousClock.now < deadline {
             usleep(20_000)
@@ -107,7 +123,7 @@ final class WorkerProcesses: @unchecked Sendable {
     }
 
     /// Waits until every rank in `ranks` has printed a line containing `marker`, at most `timeout`.
-    func waitForMarker(_ marker: String, ranks: [Int], timeout: Duration) -> Bool {
+    public func waitForMarker(_ marker: String, ranks: [Int], timeout: Duration) -> Bool {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             collected.lock()

@@ -1,0 +1,130 @@
+import CMPI
+import PhalanxCollectives
+
+/// Collectives through Open MPI's own algorithms (`MPI_Iallreduce` & co. on `MPI_COMM_WORLD`),
+/// in place, with every wait bounded by `options.timeout` (total time of the call).
+///
+/// Before each call the ranks compare element counts with one small `MPI_Allreduce` (MPI itself
+/// would hang or corrupt memory on a mismatch); `validatesCounts = false` skips it.
+/// Open MPI 4.1 has no fault tolerance (no ULFM): after any error the communicator is closed and
+/// the job should end; elastic training uses the TCP transport.
+public final class MPICommunicator: Communicator {
+    /// This rank in `MPI_COMM_WORLD`.
+    public let rank: Int
+    /// The size of `MPI_COMM_WORLD`.
+    public let worldSize: Int
+    /// Whether each call first checks that all ranks pass the same element count.
+    public var validatesCounts: Bool
+    /// The sequence number of the next call.
+    public private(set) var sequence: UInt64 = 0
+    private var failure: CollectiveError?
+
+    /// Initialises MPI (if needed) and wraps `MPI_COMM_WORLD`.
+    /// - Throws: `CollectiveError` with `.backendError`.
+    public init(validatesCounts: Bool = true) throws {
+        (rank, worldSize) = try MPIRuntime.initialize()
+        self.validatesCounts = validatesCounts
+    }
+
+    /// In-place `MPI_Iallreduce`; `.average` divides the sum by the world size.
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp, options: CollectiveOptions) throws {
+        try run(.allReduce, count: buffer.count, options: options) { request in
+            MPI_Iallreduce(phalanx_mpi_in_place(), buffer.baseAddress, Int32(buffer.count), phalanx_mpi_float(), Self.mpiOp(op), phalanx_mpi_comm_world(), &request)
+        }
+        if op == .average, let base = buffer.baseAddress {
+            let scale = 1 / Float(worldSize)
+            for i in 0..<buffer.count { base[i] *= scale }
+        }
+    }
+
+    /// `MPI_Ireduce_scatter` into this rank's chunk (`ChunkLayout`), in place.
+    @discardableResult
+    public func reduceScatter(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp, options: CollectiveOptions) throws -> Range<Int> {
+        let layout = ChunkLayout(count: buffer.count, parts: worldSize)
+        let own = layout.range(rank)
+        var counts = (0..<worldSize).map { Int32(layout.range($0).count) }
+        var scratch = [Float](repeating: 0, count: max(own.count, 1))
+        try run(.reduceScatter, count: buffer.count, options: options) { request in
+            scratch.withUnsafeMutableBufferPointer { out in
+                MPI_Ireduce_scatter(buffer.baseAddress, out.baseAddress, &counts, phalanx_mpi_float(), Self.mpiOp(op), phalanx_mpi_comm_world(), &request)
+            }
+        }
+        if let base = buffer.baseAddress {
+            let scale: Float = op == .average ? 1 / Float(worldSize) : 1
+            for (k, i) in own.enumerated() { base[i] = scratch[k] * scale }
+        }
+        return own
+    }
+
+    /// In-place `MPI_Iallgatherv` of the ranks' chunks (`ChunkLayout`).
+    public func allGather(_ buffer: UnsafeMutableBufferPointer<Float>, options: CollectiveOptions) throws {
+        let layout = ChunkLayout(count: buffer.count, parts: worldSize)
+        var counts = (0..<worldSize).map { Int32(layout.range($0).count) }
+        var offsets = (0..<worldSize).map { Int32(layout.range($0).lowerBound) }
+        try run(.allGather, count: buffer.count, options: options) { request in
+            MPI_Iallgatherv(phalanx_mpi_in_place(), 0, phalanx_mpi_float(), buffer.baseAddress, &counts, &offsets, phalanx_mpi_float(), phalanx_mpi_comm_world(), &request)
+        }
+    }
+
+    /// `MPI_Ibcast` from `root`.
+    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, from root: Int, options: CollectiveOptions) throws {
+        guard root >= 0, root < worldSize else {
+            throw CollectiveError(.invalidArgument, operation: "broadcast", sequence: sequence, rank: rank, message: "root \(root) is outside 0..<\(worldSize)")
+        }
+        try run(.broadcast, count: buffer.count, options: options) { request in
+            MPI_Ibcast(buffer.baseAddress, Int32(buffer.count), phalanx_mpi_float(), Int32(root), phalanx_mpi_comm_world(), &request)
+        }
+    }
+
+    /// `MPI_Ibarrier`.
+    public func barrier(options: CollectiveOptions) throws {
+        try run(.barrier, count: 0, options: options) { request in MPI_Ibarrier(phalanx_mpi_comm_world(), &request) }
+    }
+
+    static func mpiOp(_ op: ReduceOp) -> MPI_Op {
+        switch op {
+        case .sum, .average: return phalanx_mpi_sum()
+        case .min: return phalanx_mpi_min()
+        case .max: return phalanx_mpi_max()
+        }
+    }
+
+    /// Checks counts, starts the nonblocking call and waits for it with a deadline.
+    private func run(_ kind: CollectiveKind, count: Int, options: CollectiveOptions, _ start: (inout MPI_Request?) -> Int32) throws {
+        let context = (kind.description, sequence, rank)
+        if let failure {
+            throw CollectiveError(.closed, operation: kind.description, sequence: sequence, rank: rank, message: "the communicator failed earlier: \(failure)")
+        }
+        sequence += 1
+        guard count <= Int(Int32.max) else {
+            throw CollectiveError(.invalidArgument, operation: kind.description, sequence: context.1, rank: rank, message: "\(count) elements exceed MPI's Int32 counts")
+        }
+        do {
+            if validatesCounts && kind != .barrier {
+                var bounds: [Int64] = [Int64(count), -Int64(count)]
+                var request: MPI_Request? = phalanx_mpi_request_null()
+                try MPIRuntime.check(
+                    MPI_Iallreduce(phalanx_mpi_in_place(), &bounds, 2, phalanx_mpi_int64(), phalanx_mpi_max(), phalanx_mpi_comm_world(), &request),
+                    "MPI_Iallreduce", operation: context.0, sequence: context.1, rank: rank)
+                var requests = [request]
+                guard try MPIRequests.wait(&requests, timeout: options.timeout, context: context) else {
+                    throw CollectiveError(.timeout, operation: context.0, sequence: context.1, rank: rank, message: "ranks did not all join within \(options.timeout)")
+                }
+                if bounds[0] != -bounds[1] {
+                    throw CollectiveError(
+                        .sizeMismatch, operation: context.0, sequence: context.1, rank: rank,
+                        message: "ranks passed between \(-bounds[1]) and \(bounds[0]) elements (this rank \(count))")
+                }
+            }
+            var request: MPI_Request? = phalanx_mpi_request_null()
+            try MPIRuntime.check(start(&request), "MPI_I\(kind)", operation: context.0, sequence: context.1, rank: rank)
+            var requests = [request]
+            guard try MPIRequests.wait(&requests, timeout: options.timeout, context: context) else {
+                throw CollectiveError(.timeout, operation: context.0, sequence: context.1, rank: rank, message: "not complete within \(options.timeout)")
+            }
+        } catch let error as CollectiveError {
+            failure = error
+            throw error
+        }
+    }
+}
