@@ -55,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "phalanx-bench",
             dependencies: [
-                "Phalanx", "CBLAS",
+                "Phalanx", "CBLAS", "CMPI", "PhalanxMPI", "PhalanxTesting",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -35,9 +35,18 @@ public final class RingCommunicator: Communicator {
 
     // MARK: Collectives
 
+    /// All-reduces of at most this many bytes circulate every rank's whole buffer once around
+    /// the ring (p − 1 exchanges) and reduce locally in rank order, instead of reduce-scatter +
+    /// all-gather (2(p − 1) exchanges): half the latency for messages where latency dominates.
+    public var smallMessageBytes = 32 << 10
+
     /// Ring all-reduce in place.
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp, options: CollectiveOptions) throws {
         try run(.allReduce, count: buffer.count) { call in
+            if buffer.count * MemoryLayout<Float>.stride <= smallMessageBytes {
+                try smallAllReduceSteps(buffer, op: op, call: &call, options: options)
+                return
+            }
             let layout = ChunkLayout(count: buffer.count, parts: worldSize)
             try reduceScatterSteps(buffer, layout: layout, op: op, call: &call, options: options)
             try allGatherSteps(buffer, layout: layout, call: &call, options: options)
@@ -188,6 +197,31 @@ public final class RingCommunicator: Communicator {
             let own = layout.range(r)
             let scale = 1 / Float(p)
             for i in own { base[i] *= scale }
+        }
+    }
+
+    /// Every rank's whole buffer travels once round the ring (an all-gather of the inputs into a
+    /// scratch of p slots), then each rank combines the slots in rank order 0, 1, …, p − 1, so
+    /// every rank computes bit-identical results.
+    private func smallAllReduceSteps(
+        _ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp, call: inout Call, options: CollectiveOptions
+    ) throws {
+        let p = worldSize, r = rank, n = buffer.count
+        guard let base = buffer.baseAddress, n > 0 else {
+            // Still one message per step, so that ranks with other counts find out.
+            let empty = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
+            try allGatherSteps(empty, layout: ChunkLayout(count: 0, parts: p), call: &call, options: options)
+            return
+        }
+        let slots = UnsafeMutablePointer<Float>(scratchBuffer(bytes: p * n * MemoryLayout<Float>.stride).assumingMemoryBound(to: Float.self))
+        (slots + r * n).update(from: base, count: n)
+        let gathered = UnsafeMutableBufferPointer(start: slots, count: p * n)
+        try allGatherSteps(gathered, layout: ChunkLayout(count: p * n, parts: p), call: &call, options: options)
+        base.update(from: slots, count: n)
+        for source in 1..<p { op.combine(into: base, from: slots + source * n, count: n) }
+        if op == .average {
+            let scale = 1 / Float(p)
+            for i in 0..<n { base[i] *= scale }
         }
     }
 

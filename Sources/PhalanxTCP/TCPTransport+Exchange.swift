@@ -4,6 +4,9 @@ import Glibc
 import PhalanxCollectives
 
 extension TCPTransport {
+    /// Non-blocking retries (each after a `sched_yield`) before an exchange sleeps in `poll`.
+    static let spinLimit = 200
+
     /// Sends to the right and receives from the left at once, on one thread, with non-blocking
     /// sockets and `poll`: header and payload leave with one `sendmsg` from the caller's memory,
     /// and the payload is received straight into `incoming`.
@@ -27,6 +30,7 @@ extension TCPTransport {
         var headerCount = 0, payloadCount = 0
         var receiving = expected != nil
         var lastProgress = ContinuousClock.now
+        var idleSpins = 0
         sendInterrupted = false
         defer { sendInterrupted = sent > 0 && sent < sendTotal }
 
@@ -91,6 +95,15 @@ extension TCPTransport {
             if !(sent < sendTotal || receiving) { break }
             if moved {
                 lastProgress = .now
+                idleSpins = 0
+                continue
+            }
+            // Spin briefly before sleeping in poll: a small message's reply usually arrives within
+            // tens of microseconds, and waking from poll costs about as much. sched_yield keeps
+            // the spin polite when ranks outnumber cores.
+            if idleSpins < Self.spinLimit {
+                idleSpins += 1
+                sched_yield()
                 continue
             }
             // Nothing moved: wait for either socket. While sending, the right socket is also

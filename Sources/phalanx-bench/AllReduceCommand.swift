@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import Phalanx
+import PhalanxTesting
+
+/// `phalanx-bench allreduce`: the all-reduce sweep of every backend side by side, nccl-tests style.
+struct AllReduceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "allreduce",
+        abstract: "All-reduce time, algbw and busbw for our TCP ring, our ring over MPI, our MPI backend and MPI_Allreduce (shared memory and TCP-only), with the raw loopback TCP limit.")
+
+    @Option(help: "World sizes, comma-separated.")
+    var ranks = "2,4"
+
+    @Option(help: "Smallest message in bytes.")
+    var minBytes = 4096
+
+    @Option(help: "Largest message in bytes.")
+    var maxBytes = 256 << 20
+
+    @Option(help: "Minimum timed seconds per size and backend.")
+    var seconds = 0.3
+
+    @Flag(help: "Print JSON lines instead of tables.")
+    var json = false
+
+    func run() throws {
+        var sizes: [Int] = []
+        var size = minBytes
+        while size <= maxBytes { sizes.append(size); size *= 4 }
+        let sizeList = sizes.map(String.init).joined(separator: ",")
+        let raw = try RawTCPThroughput.measure()
+        let duplex = try RawTCPThroughput.measureDuplex()
+        let rawLines: [[String: Any]] = [
+            ["backend": "raw loopback TCP (one stream)", "ranks": 2, "bytes": 1 << 30, "algbw_GBps": raw / 1e9, "busbw_GBps": raw / 1e9],
+            ["backend": "raw loopback TCP (full duplex, per direction)", "ranks": 2, "bytes": 512 << 20, "algbw_GBps": duplex / 1e9, "busbw_GBps": duplex / 1e9],
+        ]
+        var lines = rawLines
+        if json { rawLines.forEach(printJSON) }
+        let tcpOnly = ["--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
+        for p in ranks.split(separator: ",").compactMap({ Int($0) }) {
+            var runs: [(String, [String], [String])] = [
+                ("phalanx TCP ring", [], ["--backend", "tcp"]),
+                ("phalanx ring over MPI (shm)", [], ["--backend", "mpi-ring"]),
+                ("phalanx MPI backend (shm)", [], ["--backend", "mpi"]),
+                ("MPI_Allreduce (shm)", [], ["--backend", "mpi-raw"]),
+                ("phalanx MPI backend (TCP only)", tcpOnly, ["--backend", "mpi"]),
+                ("MPI_Allreduce (TCP only)", tcpOnly, ["--backend", "mpi-raw"]),
+            ]
+            runs = runs.map { ($0.0, $0.1, $0.2 + ["--label", $0.0, "--sizes", sizeList, "--seconds", String(seconds)]) }
+            for (label, mpiOptions, workerArguments) in runs {
+                let output = label.contains("TCP ring")
+                    ? try tcpJob(ranks: p, arguments: workerArguments)
+                    : try mpiJob(ranks: p, mpiOptions: mpiOptions, arguments: workerArguments)
+                let results = output.filter { $0["time_us"] != nil }
+                if results.count != sizes.count { FileHandle.standardError.write(Data("warning: \(label) at \(p) ranks produced \(results.count) of \(sizes.count) sizes\n".utf8)) }
+                if json { results.forEach(printJSON) }
+                lines += results
+            }
+        }
+        if !json { AllReduceReport.print(lines, raw: raw, duplex: duplex) }
+    }
+
+    /// This executable: the workers are more copies of it.
+    private func worker() -> String { Bundle.main.executablePath ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path }
+
+    private func tcpJob(ranks p: Int, arguments: [String]) throws -> [[String: Any]] {
+        let secret = JobCredentials.randomSecret()
+        let server = try RendezvousServer(
+            host: "127.0.0.1", port: 0, worldSize: p, credentials: JobCredentials(jobID: "bench", secret: Array(secret.utf8)))
+        server.start()
+        let job = try WorkerProcesses(executable: worker(), arguments: ["allreduce-worker"] + arguments, count: p) { rank in
+            [
+                "PHALANX_RANK": "\(rank)", "PHALANX_WORLD_SIZE": "\(p)", "PHALANX_MASTER_ADDR": "127.0.0.1",
+                "PHALANX_MASTER_PORT": "\(server.port)", "PHALANX_RENDEZVOUS_EXTERNAL": "1", "PHALANX_JOB_ID": "bench",
+                "PHALANX_JOB_SECRET": secret,
+            ]
+        }
+        let outputs = job.wait(timeout: .seconds(600))
+        return outputs.flatMap(\.jsonLines)
+    }
+
+    private func mpiJob(ranks p: Int, mpiOptions: [String], arguments: [String]) throws -> [[String: Any]] {
+        let job = try WorkerProcesses(
+            executable: "/usr/bin/mpirun", arguments: ["--oversubscribe", "-np", "\(p)"] + mpiOptions + [worker(), "allreduce-worker"] + arguments,
+            count: 1
+        ) { _ in ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"] }
+        return job.wait(timeout: .seconds(600)).flatMap(\.jsonLines)
+    }
+
+    private func printJSON(_ object: [String: Any]) {
+        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) { print(String(decoding: data, as: UTF8.self)) }
+    }
+}

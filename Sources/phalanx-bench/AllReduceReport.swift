@@ -1,0 +1,48 @@
+import Foundation
+
+/// Prints the all-reduce sweep as nccl-tests-style tables and checks the goals.
+enum AllReduceReport {
+    static func print(_ lines: [[String: Any]], raw: Double, duplex: Double) {
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+        Swift.print(String(format: "raw loopback TCP: one stream %.2f GB/s; full duplex (each end sends and receives) %.2f GB/s per direction\n", raw / 1e9, duplex / 1e9))
+        let timed = lines.filter { $0["time_us"] != nil }
+        let rankCounts = Array(Set(timed.compactMap { $0["ranks"] as? Int })).sorted()
+        let backends = timed.compactMap { $0["backend"] as? String }.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        for p in rankCounts {
+            Swift.print("\(p) ranks — time (µs) / busbw (GB/s)")
+            Swift.print(pad("bytes", 11) + backends.map { pad(String($0.prefix(30)), 32) }.joined())
+            let sizes = Array(Set(timed.compactMap { $0["bytes"] as? Int })).sorted()
+            for bytes in sizes {
+                var row = pad(String(bytes), 11)
+                for backend in backends {
+                    let match = timed.first { $0["ranks"] as? Int == p && $0["bytes"] as? Int == bytes && $0["backend"] as? String == backend }
+                    if let t = match?["time_us"] as? Double, let bus = match?["busbw_GBps"] as? Double {
+                        row += pad(String(format: "%10.1f / %6.3f", t, bus), 32)
+                    } else {
+                        row += pad("—", 32)
+                    }
+                }
+                Swift.print(row)
+            }
+            Swift.print("")
+        }
+        // Goals, on 2 ranks.
+        func value(_ backend: String, _ bytes: Int, _ key: String, ranks: Int = 2) -> Double? {
+            timed.first { $0["ranks"] as? Int == ranks && $0["bytes"] as? Int == bytes && $0["backend"] as? String == backend }?[key] as? Double
+        }
+        let large = Array(Set(timed.compactMap { $0["bytes"] as? Int })).sorted().filter { $0 >= 16 << 20 }
+        for bytes in large {
+            if let ring = value("phalanx TCP ring", bytes, "busbw_GBps"), let mpiTCP = value("MPI_Allreduce (TCP only)", bytes, "busbw_GBps") {
+                Swift.print(String(
+                    format: "2 ranks, %4d MiB: TCP ring busbw / raw TCP one stream = %.2f, / raw TCP full duplex = %.2f (goal ≥ 0.8); / MPI_Allreduce TCP-only = %.2f (goal ≥ 2)",
+                    bytes >> 20, ring / (raw / 1e9), ring / (duplex / 1e9), ring / mpiTCP))
+            }
+            if let ours = value("phalanx MPI backend (shm)", bytes, "busbw_GBps"), let theirs = value("MPI_Allreduce (shm)", bytes, "busbw_GBps") {
+                Swift.print(String(format: "2 ranks, %4d MiB: MPI backend / MPI_Allreduce (shm) = %.2f (goal ≥ 0.95)", bytes >> 20, ours / theirs))
+            }
+        }
+        if let ring = value("phalanx TCP ring", 4096, "time_us"), let mpiTCP = value("MPI_Allreduce (TCP only)", 4096, "time_us") {
+            Swift.print(String(format: "2 ranks, 4 KiB: TCP ring latency / MPI_Allreduce TCP-only = %.2f (goal ≤ 2): %.1f µs vs %.1f µs", ring / mpiTCP, ring, mpiTCP))
+        }
+    }
+}

@@ -1,0 +1,122 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The limits the TCP ring is compared with, on loopback with the ring's socket options:
+/// one stream (a sender thread and a receiver thread), and the full-duplex pattern of a 2-rank
+/// ring (two threads, each sending to the other while receiving from it, on two connections).
+enum RawTCPThroughput {
+    /// Bytes per second of one loopback stream.
+    static func measure(totalBytes: Int = 1 << 30) throws -> Double {
+        let (sender, receiver) = try connectedPair()
+        defer { close(sender); close(receiver) }
+        let chunk = 4 << 20
+        let start = Timing.now()
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            let data = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
+            memset(data, 7, chunk)
+            var sent = 0
+            while sent < totalBytes {
+                let n = send(sender, data, min(chunk, totalBytes - sent), Int32(MSG_NOSIGNAL))
+                if n <= 0 { break }
+                sent += n
+            }
+            data.deallocate()
+            done.signal()
+        }.start()
+        let received = drain(receiver, totalBytes)
+        done.wait()
+        guard received == totalBytes else { throw BenchmarkError.wrongResult("raw TCP received \(received) of \(totalBytes)") }
+        return Double(totalBytes) / (Timing.now() - start)
+    }
+
+    /// Bytes per second per direction when two threads each send `totalBytes` to the other and
+    /// receive as much at the same time (one thread per end, as each ring rank does).
+    static func measureDuplex(totalBytes: Int = 512 << 20) throws -> Double {
+        let (a1, b1) = try connectedPair()
+        let (b2, a2) = try connectedPair()
+        defer { [a1, b1, a2, b2].forEach { close($0) } }
+        let start = Timing.now()
+        let done = DispatchSemaphore(value: 0)
+        Thread { pump(send: b2, receive: b1, totalBytes); done.signal() }.start()
+        pump(send: a1, receive: a2, totalBytes)
+        done.wait()
+        return Double(totalBytes) / (Timing.now() - start)
+    }
+
+    /// Sends and receives `total` bytes at once with non-blocking sockets and poll.
+    private static func pump(send out: Int32, receive inbound: Int32, _ total: Int) {
+        for fd in [out, inbound] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK) }
+        let chunk = 1 << 20
+        let data = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
+        let sink = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
+        defer { data.deallocate(); sink.deallocate() }
+        memset(data, 3, chunk)
+        var sent = 0, received = 0
+        while sent < total || received < total {
+            var moved = false
+            if sent < total {
+                let n = send(out, data, min(chunk, total - sent), Int32(MSG_NOSIGNAL))
+                if n > 0 { sent += n; moved = true }
+            }
+            if received < total {
+                let n = recv(inbound, sink, min(chunk, total - received), 0)
+                if n > 0 { received += n; moved = true }
+                if n == 0 { return }
+            }
+            if !moved {
+                var entries = [pollfd(fd: out, events: sent < total ? Int16(POLLOUT) : 0, revents: 0), pollfd(fd: inbound, events: Int16(POLLIN), revents: 0)]
+                _ = poll(&entries, 2, 1000)
+            }
+        }
+    }
+
+    private static func drain(_ fd: Int32, _ total: Int) -> Int {
+        let chunk = 4 << 20
+        let sink = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
+        defer { sink.deallocate() }
+        var received = 0
+        while received < total {
+            let n = recv(fd, sink, chunk, 0)
+            if n <= 0 { break }
+            received += n
+        }
+        return received
+    }
+
+    /// A connected loopback TCP pair (sending end, receiving end) with the ring's options.
+    private static func connectedPair() throws -> (Int32, Int32) {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        try withUnsafeMutablePointer(to: &address) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                guard bind(listener, $0, length) == 0, listen(listener, 1) == 0, getsockname(listener, $0, &length) == 0 else {
+                    throw BenchmarkError.wrongResult("raw TCP: cannot listen on loopback")
+                }
+            }
+        }
+        let sender = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try withUnsafePointer(to: &address) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                guard connect(sender, $0, length) == 0 else { throw BenchmarkError.wrongResult("raw TCP: cannot connect") }
+            }
+        }
+        let receiver = accept(listener, nil, nil)
+        for fd in [sender, receiver] {
+            var one: Int32 = 1, size: Int32 = 4 << 20
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(4))
+            if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(4)) != 0 { setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(4)) }
+            if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(4)) != 0 { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(4)) }
+        }
+        return (sender, receiver)
+    }
+}
+
