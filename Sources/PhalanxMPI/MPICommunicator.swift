@@ -26,11 +26,16 @@ public final class MPICommunicator: Communicator {
         self.validatesCounts = validatesCounts
     }
 
-    /// Messages of at least this many bytes go through the ring over MPI point-to-point
-    /// (`MPITransport`), which measured faster than Open MPI 4.1's nonblocking `MPI_Iallreduce`
-    /// from 64 KiB up (2 ranks, shared memory; docs/performance.md); smaller ones use
-    /// `MPI_Iallreduce`.
-    public var ringThresholdBytes = 64 << 10
+    /// All-reduces of at least this many bytes call Open MPI's blocking `MPI_Allreduce` on a
+    /// helper thread, waited for with the deadline (faster than 4.1's nonblocking
+    /// `MPI_Iallreduce` from 64 KiB up; docs/performance.md). Smaller ones use `MPI_Iallreduce`.
+    public var blockingThresholdBytes = 64 << 10
+    /// All-reduces of at least this many bytes go through the ring over MPI point-to-point
+    /// (`MPITransport`), which measured faster than `MPI_Allreduce` from 64 MiB up (2 ranks).
+    public var ringThresholdBytes = 48 << 20
+    private let caller = DeadlineCaller()
+    /// The smallest segment the ring over MPI uses (8 MiB).
+    public var ringSegmentBytes = 8 << 20
     private lazy var ring: RingCommunicator? = (try? MPITransport()).map { RingCommunicator(transport: $0) }
 
     /// In-place all-reduce; `.average` divides the sum by the world size.
@@ -40,14 +45,26 @@ public final class MPICommunicator: Communicator {
                 throw CollectiveError(.closed, operation: "allReduce", sequence: sequence, rank: rank, message: "the communicator failed earlier: \(failure)")
             }
             sequence += 1
-            do { try ring.allReduce(buffer, op: op, options: options) } catch let error as CollectiveError {
+            // MPI moves a message only when it completes, so segments buy no overlap here; large
+            // ones let Open MPI use its single-copy shared-memory path.
+            var ringOptions = options
+            ringOptions.segmentBytes = Swift.max(options.segmentBytes, ringSegmentBytes)
+            do { try ring.allReduce(buffer, op: op, options: ringOptions) } catch let error as CollectiveError {
                 failure = error
                 throw error
             }
             return
         }
-        try run(.allReduce, count: buffer.count, options: options) { request in
-            MPI_Iallreduce(phalanx_mpi_in_place(), buffer.baseAddress, Int32(buffer.count), phalanx_mpi_float(), Self.mpiOp(op), phalanx_mpi_comm_world(), &request)
+        if buffer.count * MemoryLayout<Float>.stride >= blockingThresholdBytes, worldSize > 1 {
+            // The caller waits (or fails the communicator for good) before the buffer goes away.
+            let target = UncheckedPointer(pointer: buffer.baseAddress, count: buffer.count)
+            try runBlocking(.allReduce, count: buffer.count, options: options) {
+                MPI_Allreduce(phalanx_mpi_in_place(), target.pointer, Int32(target.count), phalanx_mpi_float(), Self.mpiOp(op), phalanx_mpi_comm_world())
+            }
+        } else {
+            try run(.allReduce, count: buffer.count, options: options) { request in
+                MPI_Iallreduce(phalanx_mpi_in_place(), buffer.baseAddress, Int32(buffer.count), phalanx_mpi_float(), Self.mpiOp(op), phalanx_mpi_comm_world(), &request)
+            }
         }
         if op == .average, let base = buffer.baseAddress {
             let scale = 1 / Float(worldSize)
@@ -107,8 +124,22 @@ public final class MPICommunicator: Communicator {
         }
     }
 
+    /// Checks counts, then runs a blocking MPI call on the helper thread with a deadline.
+    private func runBlocking(_ kind: CollectiveKind, count: Int, options: CollectiveOptions, _ call: @escaping @Sendable () -> Int32) throws {
+        try run(kind, count: count, options: options, start: nil, blocking: call)
+    }
+
     /// Checks counts, starts the nonblocking call and waits for it with a deadline.
     private func run(_ kind: CollectiveKind, count: Int, options: CollectiveOptions, _ start: (inout MPI_Request?) -> Int32) throws {
+        try withoutActuallyEscaping(start) { escapable in
+            try run(kind, count: count, options: options, start: escapable, blocking: nil)
+        }
+    }
+
+    private func run(
+        _ kind: CollectiveKind, count: Int, options: CollectiveOptions, start: ((inout MPI_Request?) -> Int32)?,
+        blocking: (@Sendable () -> Int32)?
+    ) throws {
         let context = (kind.description, sequence, rank)
         if let failure {
             throw CollectiveError(.closed, operation: kind.description, sequence: sequence, rank: rank, message: "the communicator failed earlier: \(failure)")
@@ -134,6 +165,14 @@ public final class MPICommunicator: Communicator {
                         message: "ranks passed between \(-bounds[1]) and \(bounds[0]) elements (this rank \(count))")
                 }
             }
+            if let blocking {
+                guard let code = caller.run(timeout: options.timeout, blocking) else {
+                    throw CollectiveError(.timeout, operation: context.0, sequence: context.1, rank: rank, message: "MPI_\(kind) not complete within \(options.timeout)")
+                }
+                try MPIRuntime.check(code, "MPI_\(kind)", operation: context.0, sequence: context.1, rank: rank)
+                return
+            }
+            guard let start else { return }
             var request: MPI_Request? = phalanx_mpi_request_null()
             try MPIRuntime.check(start(&request), "MPI_I\(kind)", operation: context.0, sequence: context.1, rank: rank)
             var requests = [request]
@@ -145,4 +184,10 @@ public final class MPICommunicator: Communicator {
             throw error
         }
     }
+}
+
+/// A buffer address handed to the helper thread of `DeadlineCaller`.
+struct UncheckedPointer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>?
+    let count: Int
 }

@@ -4,14 +4,15 @@ import PhalanxCollectives
 /// Initialises and finalises Open MPI for this process (once each), with errors returned as
 /// codes (`MPI_ERRORS_RETURN`) instead of aborting the job.
 public enum MPIRuntime {
-    /// Initialises MPI if needed and returns `(rank, size)` in `MPI_COMM_WORLD`.
+    /// Initialises MPI if needed (`MPI_THREAD_SERIALIZED`: one thread in MPI at a time, not
+    /// always the same one) and returns `(rank, size)` in `MPI_COMM_WORLD`.
     /// - Throws: `CollectiveError.Code.backendError` with MPI's message.
     public static func initialize() throws -> (rank: Int, size: Int) {
         var initialized: Int32 = 0
         MPI_Initialized(&initialized)
         if initialized == 0 {
             var provided: Int32 = 0
-            try check(MPI_Init_thread(nil, nil, Int32(MPI_THREAD_FUNNELED), &provided), "MPI_Init_thread")
+            try check(MPI_Init_thread(nil, nil, Int32(MPI_THREAD_SERIALIZED), &provided), "MPI_Init_thread")
         }
         try check(MPI_Comm_set_errhandler(phalanx_mpi_comm_world(), phalanx_mpi_errors_return()), "MPI_Comm_set_errhandler")
         var rank: Int32 = 0, size: Int32 = 0
