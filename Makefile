@@ -25,7 +25,7 @@ build: deps
 	$(SWIFT) build -c release
 
 test: deps
-	$(SWIFT) test
+	$(SWIFT) test --no-parallel
 
 demo: deps
 	$(SWIFT) build -c release --product DigitsMLP

@@ -75,7 +75,8 @@ public enum ConformanceSuite {
     /// returns a 64-bit FNV-1a hash of every result's bits, which must be equal on every rank.
     /// - Throws: the first `CollectiveError`.
     public static func repeatedAllReduceChecksum(
-        on communicator: any Communicator, iterations: Int = 100, maximumCount: Int = 50_000, seed: UInt64 = 1
+        on communicator: any Communicator, iterations: Int = 100, maximumCount: Int = 50_000, seed: UInt64 = 1,
+        options: CollectiveOptions = .default
     ) throws -> UInt64 {
         var state = seed
         func next() -> UInt64 {
@@ -87,7 +88,7 @@ public enum ConformanceSuite {
             let count = Int(next() % UInt64(maximumCount + 1))
             // Same sizes everywhere, rank-dependent values (not exactly summable: order matters).
             var buffer = (0..<count).map { i in Float(sin(Double(i &* 7919 &+ communicator.rank &* 104_729 &+ Int(state % 1000)))) }
-            try buffer.withUnsafeMutableBufferPointer { try communicator.allReduce($0, op: .sum) }
+            try buffer.withUnsafeMutableBufferPointer { try communicator.allReduce($0, op: .sum, options: options) }
             for value in buffer {
                 hash = (hash ^ UInt64(value.bitPattern)) &* 0x100_0000_01b3
             }

@@ -50,7 +50,7 @@ struct PhalanxCheck: ParsableCommand {
                 result["failures"] = failures
                 result["ok"] = failures.isEmpty
             case .checksum:
-                result["checksum"] = String(try ConformanceSuite.repeatedAllReduceChecksum(on: communicator), radix: 16)
+                result["checksum"] = String(try ConformanceSuite.repeatedAllReduceChecksum(on: communicator, options: options), radix: 16)
                 result["ok"] = true
             case .mismatch:
                 // Rank 1 passes one element fewer than the others.

@@ -17,7 +17,7 @@ import Testing
 
     @Test(arguments: ["mpi", "mpi-ring"], 1...6)
     func conformanceUnderMPIRun(backend: String, ranks: Int) throws {
-        let output = try Self.mpirun(ranks, ["conformance", "--backend", backend])
+        let output = try Self.mpirun(ranks, ["conformance", "--backend", backend, "--timeout-ms", "20000"])
         let results = output.jsonLines.filter { $0["rank"] != nil }
         #expect(output.status == 0, "\(output.stdout.suffix(800)) \(output.stderr.suffix(800))")
         #expect(results.count == ranks)
@@ -30,7 +30,7 @@ import Testing
 
     @Test(arguments: ["mpi", "mpi-ring"])
     func repeatedAllReducesAreBitIdentical(backend: String) throws {
-        let output = try Self.mpirun(3, ["checksum", "--backend", backend])
+        let output = try Self.mpirun(3, ["checksum", "--backend", backend, "--timeout-ms", "20000"])
         let sums = output.jsonLines.compactMap { $0["checksum"] as? String }
         #expect(sums.count == 3 && Set(sums).count == 1, "\(output.stdout)")
     }

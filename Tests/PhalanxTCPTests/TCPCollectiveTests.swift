@@ -8,7 +8,8 @@ import Testing
 @Suite(.serialized) struct TCPCollectiveTests {
     @Test(arguments: 1...6)
     func conformanceAcrossProcesses(worldSize: Int) throws {
-        let job = try TCPJob(worldSize: worldSize, arguments: ["conformance"])
+        // A generous timeout: this checks results, and a loaded CI machine may stall a rank.
+        let job = try TCPJob(worldSize: worldSize, arguments: ["conformance", "--timeout-ms", "20000"])
         let outputs = job.workers.wait(timeout: .seconds(240))
         for output in outputs {
             #expect(output.status == 0, "rank \(output.rank): \(output.stdout) \(output.stderr.suffix(500))")
@@ -18,7 +19,7 @@ import Testing
     }
 
     @Test func hundredRandomAllReducesAreBitIdenticalOnEveryRank() throws {
-        let job = try TCPJob(worldSize: 3, arguments: ["checksum"])
+        let job = try TCPJob(worldSize: 3, arguments: ["checksum", "--timeout-ms", "20000"])
         let outputs = job.workers.wait(timeout: .seconds(120))
         let sums = outputs.map { $0.result["checksum"] as? String }
         #expect(sums.count == 3 && sums.allSatisfy { $0 != nil && $0 == sums[0] }, "\(sums)")
@@ -74,7 +75,7 @@ import Testing
     }
 
     @Test func strangersAreRefusedAndLoggedAndTheJobGoesOn() throws {
-        let job = try TCPJob(worldSize: 2, arguments: ["conformance", "--large-count", "1000"]) { port in
+        let job = try TCPJob(worldSize: 2, arguments: ["conformance", "--large-count", "1000", "--timeout-ms", "20000"]) { port in
             // A client with the wrong secret, then one that sends garbage, before the real ranks.
             let wrong = JobCredentials(jobID: "test-job", secret: Array("not the secret".utf8))
             let deadline = Deadline(after: .seconds(10))
