@@ -21,6 +21,11 @@ deps:
 	  fi; \
 	fi
 
+	@python3 -c 'import safetensors, numpy' 2>/dev/null || { \
+	  if [ "$$(id -u)" = "0" ]; then echo "installing Python safetensors and numpy (checkpoint interoperability tests)"; \
+	    python3 -m pip install --quiet safetensors numpy; \
+	  else echo "missing Python packages; run: python3 -m pip install safetensors numpy" >&2; exit 1; fi; }
+
 build: deps
 	$(SWIFT) build -c release
 

@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "PhalanxTesting", targets: ["PhalanxTesting"]),
         .library(name: "PhalanxTCP", targets: ["PhalanxTCP"]),
         .library(name: "PhalanxMPI", targets: ["PhalanxMPI"]),
+        .library(name: "PhalanxCheckpoint", targets: ["PhalanxCheckpoint"]),
         .executable(name: "phalanx-bench", targets: ["phalanx-bench"]),
         .executable(name: "DigitsMLP", targets: ["DigitsMLP"]),
         .executable(name: "phalanx-check", targets: ["phalanx-check"]),
@@ -49,6 +50,7 @@ let package = Package(
             dependencies: ["PhalanxCollectives", .product(name: "Logging", package: "swift-log")]
         ),
         .target(name: "PhalanxMPI", dependencies: ["PhalanxCollectives", "CMPI"]),
+        .target(name: "PhalanxCheckpoint", dependencies: ["PhalanxTensor"]),
         .target(name: "Phalanx", dependencies: ["PhalanxTensor", "PhalanxNN", "PhalanxData", "PhalanxCollectives", "PhalanxTCP"]),
 
         // Tools and examples.
@@ -81,5 +83,9 @@ let package = Package(
         .testTarget(name: "PhalanxCollectivesTests", dependencies: ["PhalanxCollectives", "PhalanxTesting", "PhalanxTensor"]),
         .testTarget(name: "PhalanxTCPTests", dependencies: ["PhalanxTCP", "PhalanxCollectives", "PhalanxTesting"]),
         .testTarget(name: "PhalanxMPITests", dependencies: ["PhalanxMPI", "PhalanxTesting"]),
+        .testTarget(
+            name: "PhalanxCheckpointTests", dependencies: ["PhalanxCheckpoint", "PhalanxTensor"],
+            exclude: ["Resources/make_fixture.py"], resources: [.copy("Resources/python_written.safetensors")]
+        ),
     ]
 )
