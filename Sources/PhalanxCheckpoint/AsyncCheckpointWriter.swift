@@ -1,0 +1,89 @@
+import Foundation
+
+/// Saves checkpoints on a background thread so that training does not wait for the disk.
+///
+/// The training thread only takes a `CheckpointSnapshot` (a copy of the flat buffers) and hands
+/// it over with `submit`. At most one save is pending: while one is being written, a newer
+/// snapshot replaces an older one that has not started (the newest state wins). `flush` waits
+/// for everything submitted; `close` flushes and stops the thread. A failed save is reported by
+/// the next `submit`, `flush` or `close`.
+public final class AsyncCheckpointWriter: @unchecked Sendable {
+    /// The store the snapshots go to.
+    public let store: CheckpointStore
+    private let condition = NSCondition()
+    private var pending: CheckpointSnapshot?
+    private var writing = false
+    private var closed = false
+    private var failure: CheckpointError?
+    private var written: [String] = []
+    /// Snapshots replaced by a newer one before they were written.
+    public private(set) var superseded = 0
+
+    /// Starts the writer thread for `store`.
+    public init(store: CheckpointStore) {
+        self.store = store
+        let thread = Thread { [self] in run() }
+        thread.name = "phalanx-checkpoint-writer"
+        thread.start()
+    }
+
+    /// Queues `snapshot` for writing and returns at once.
+    /// - Throws: the error of an earlier failed save, or `.io` after `close`.
+    public func submit(_ snapshot: CheckpointSnapshot) throws {
+        condition.lock()
+        defer { condition.unlock() }
+        if let failure { self.failure = nil; throw failure }
+        guard !closed else { throw CheckpointError(.io, path: store.directory, "the writer is closed") }
+        if pending != nil { superseded += 1 }
+        pending = snapshot
+        condition.broadcast()
+    }
+
+    /// Waits until every submitted snapshot is on disk; returns their paths in order.
+    /// - Throws: the error of a failed save.
+    @discardableResult
+    public func flush() throws -> [String] {
+        condition.lock()
+        defer { condition.unlock() }
+        while pending != nil || writing { condition.wait() }
+        if let failure { self.failure = nil; throw failure }
+        return written
+    }
+
+    /// Flushes and stops the writer thread.
+    /// - Throws: the error of a failed save.
+    public func close() throws {
+        defer {
+            condition.lock()
+            closed = true
+            condition.broadcast()
+            condition.unlock()
+        }
+        try flush()
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while pending == nil && !closed { condition.wait() }
+            guard let snapshot = pending else {
+                condition.unlock()
+                return
+            }
+            pending = nil
+            writing = true
+            condition.unlock()
+            var path: String?
+            var saveFailure: CheckpointError?
+            do { path = try store.save(snapshot) } catch let saveError as CheckpointError { saveFailure = saveError } catch {
+                saveFailure = CheckpointError(.io, path: store.directory, "\(error)")
+            }
+            condition.lock()
+            writing = false
+            if let path { written.append(path) }
+            if let saveFailure { failure = saveFailure }
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+}

@@ -1,0 +1,41 @@
+import PhalanxTensor
+
+/// A frozen copy of everything a checkpoint holds: named tensors (model parameters, optimizer
+/// state) in flat arrays, and the training metadata. Taking one is the only work the training
+/// thread does for a save: one copy of each flat buffer.
+public struct CheckpointSnapshot: @unchecked Sendable {
+    /// A named group of tensors packed in one flat array (e.g. all parameters).
+    public struct Group: @unchecked Sendable {
+        /// `(name, shape, offset)` of each tensor, in order.
+        public var entries: [(name: String, shape: [Int], offset: Int)]
+        /// All the group's elements.
+        public var values: [Float]
+
+        /// Copies `count` elements from `source` under the given entries.
+        /// - Precondition-free: entries outside `count` are rejected by `CheckpointSnapshot.init`.
+        public init(entries: [(name: String, shape: [Int], offset: Int)], copying source: UnsafeBufferPointer<Float>) {
+            self.entries = entries
+            values = Array(source)
+        }
+    }
+
+    /// The tensor groups, written in this order.
+    public var groups: [Group]
+    /// The training metadata.
+    public var metadata: TrainingMetadata
+
+    /// Makes a snapshot.
+    /// - Throws: `CheckpointError.malformed` if an entry falls outside its group's values.
+    public init(groups: [Group], metadata: TrainingMetadata) throws {
+        for group in groups {
+            for entry in group.entries where entry.offset < 0 || entry.offset + entry.shape.reduce(1, *) > group.values.count {
+                throw CheckpointError(.malformed, path: "(snapshot)", "'\(entry.name)' falls outside its group of \(group.values.count) elements")
+            }
+        }
+        self.groups = groups
+        self.metadata = metadata
+    }
+
+    /// The total number of elements.
+    public var elementCount: Int { groups.reduce(0) { $0 + $1.values.count } }
+}
