@@ -65,7 +65,7 @@ let package = Package(
             name: "phalanx-check",
             dependencies: ["Phalanx", "PhalanxMPI", "PhalanxTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .executableTarget(name: "DigitsMLP", dependencies: ["Phalanx"], path: "Examples/DigitsMLP", exclude: ["README.md"]),
+        .executableTarget(name: "DigitsMLP", dependencies: ["Phalanx", "PhalanxCheckpoint"], path: "Examples/DigitsMLP", exclude: ["README.md"]),
 
         // Tests.
         .testTarget(
@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "PhalanxTCPTests", dependencies: ["PhalanxTCP", "PhalanxCollectives", "PhalanxTesting"]),
         .testTarget(name: "PhalanxMPITests", dependencies: ["PhalanxMPI", "PhalanxTesting"]),
         .testTarget(
-            name: "PhalanxCheckpointTests", dependencies: ["PhalanxCheckpoint", "PhalanxTensor"],
+            name: "PhalanxCheckpointTests", dependencies: ["PhalanxCheckpoint", "PhalanxTensor", "PhalanxTesting"],
             exclude: ["Resources/make_fixture.py"], resources: [.copy("Resources/python_written.safetensors")]
         ),
     ]

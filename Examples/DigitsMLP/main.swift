@@ -1,11 +1,17 @@
 // DigitsMLP: a small MLP trained on the UCI handwritten digits shipped with Phalanx.
 //
 //   swift run -c release DigitsMLP [--epochs 30] [--batch-size 64] [--lr 0.003] [--seed 42]
+//       [--steps N] [--hidden 128] [--checkpoint-dir DIR --checkpoint-every K] [--save weights.safetensors]
+//       [--kill-at-step S]   (fault injection: SIGKILL itself after step S, to watch a resume)
+//
+// With --checkpoint-dir, a run started again continues from the newest valid checkpoint there,
+// with the same parameters, optimizer state, step and data order as if it had never stopped.
 //
 // It shows the whole single-process loop: data → forward → loss → backward (gradients land in
 // one flat buffer) → optimizer update. Later examples all-reduce that buffer across ranks.
 import Foundation
 import Phalanx
+import PhalanxCheckpoint
 
 struct Options {
     var epochs = 30
@@ -13,6 +19,13 @@ struct Options {
     var learningRate: Float = 3e-3
     var seed: UInt64 = 42
     var minimumAccuracy: Float = 0
+    var steps: Int?
+    var hidden = 128
+    var checkpointDirectory: String?
+    var checkpointEvery = 50
+    var savePath: String?
+    var printEvery: Int?
+    var killAtStep: Int?
 
     /// Parses `--name value` pairs; unknown flags are an error.
     init(_ arguments: [String]) throws {
@@ -25,6 +38,13 @@ struct Options {
             case "--lr": learningRate = try parse(value, flag)
             case "--seed": seed = try parse(value, flag)
             case "--min-accuracy": minimumAccuracy = try parse(value, flag)
+            case "--steps": steps = try parse(value, flag)
+            case "--hidden": hidden = try parse(value, flag)
+            case "--checkpoint-dir": checkpointDirectory = value
+            case "--checkpoint-every": checkpointEvery = try parse(value, flag)
+            case "--save": savePath = value
+            case "--print-every": printEvery = try parse(value, flag)
+            case "--kill-at-step": killAtStep = try parse(value, flag)
             default: throw UsageError("unknown option \(flag)")
             }
         }
@@ -54,38 +74,69 @@ func run() throws {
     let (train, test) = try digits.split(trainFraction: 0.8, seed: options.seed)
     print("digits: \(train.count) training and \(test.count) held-out samples of 8×8 pixels")
 
-    // 64 → 128 → 10, every parameter in one flat buffer.
-    let model = try Sequential([Linear(64, 128), ReLU(), Linear(128, 10)], seed: options.seed)
+    // 64 → hidden → 10, every parameter in one flat buffer.
+    let model = try Sequential([Linear(64, options.hidden), ReLU(), Linear(options.hidden, 10)], seed: options.seed)
     let optimizer = try AdamW(layout: model.store.layout, learningRate: options.learningRate, weightDecay: 1e-4)
     let sampler = try GlobalBatchSampler(datasetSize: train.count, globalBatchSize: options.batchSize, seed: options.seed)
-    let schedule = CosineDecay(base: options.learningRate, totalSteps: options.epochs * sampler.stepsPerEpoch)
-    print("model: \(model.parameterCount) parameters; \(sampler.stepsPerEpoch) steps per epoch")
+    let totalSteps = options.steps ?? options.epochs * sampler.stepsPerEpoch
+    let schedule = CosineDecay(base: options.learningRate, totalSteps: totalSteps)
+    print("model: \(model.parameterCount) parameters; \(sampler.stepsPerEpoch) steps per epoch, \(totalSteps) steps")
+
+    // Resume from the newest valid checkpoint, if any; checkpoints are written in the background.
+    var step = 0
+    var writer: AsyncCheckpointWriter?
+    if let directory = options.checkpointDirectory {
+        let store = try CheckpointStore(directory: directory, keep: 3)
+        let (latest, skipped) = store.latestValid()
+        for reason in skipped { print("skipping checkpoint: \(reason)") }
+        if let latest {
+            step = try restore(latest, into: model, optimizer)
+            print("resumed from \(latest.file.path) at step \(step)")
+        }
+        writer = AsyncCheckpointWriter(store: store) { path, savedStep in print("checkpoint written step \(savedStep): \(path)") }
+    }
 
     let start = Date()
-    var step = 0
-    for epoch in 0..<options.epochs {
-        var lossSum = 0.0
-        for _ in 0..<sampler.stepsPerEpoch {
-            // One member (position 0 of 1) takes the whole global batch.
-            let (x, labels) = try train.batch(try sampler.indices(step: step, position: 0, members: 1))
-            let logits = try model.forward(x)
-            let loss = try softmaxCrossEntropy(logits: logits, labels: labels)
-            try model.backward(loss.gradient)
-            optimizer.learningRate = schedule.learningRate(atStep: step)
-            try optimizer.step(model.store)
-            lossSum += Double(loss.loss)
-            step += 1
+    var lossSum = 0.0, lossCount = 0
+    let printEvery = options.printEvery ?? sampler.stepsPerEpoch * 5
+    while step < totalSteps {
+        // One member (position 0 of 1) takes the whole global batch.
+        let (x, labels) = try train.batch(try sampler.indices(step: step, position: 0, members: 1))
+        let logits = try model.forward(x)
+        let loss = try softmaxCrossEntropy(logits: logits, labels: labels)
+        try model.backward(loss.gradient)
+        optimizer.learningRate = schedule.learningRate(atStep: step)
+        try optimizer.step(model.store)
+        lossSum += Double(loss.loss)
+        lossCount += 1
+        step += 1
+        if step == options.killAtStep {
+            // Fault injection: die as abruptly as a power cut would take us.
+            print("killing myself with SIGKILL at step \(step)")
+            fflush(nil)
+            kill(getpid(), SIGKILL)
         }
-        if epoch % 5 == 4 || epoch == options.epochs - 1 {
+        if let writer, step % options.checkpointEvery == 0 {
+            print("checkpoint saving step \(step)")
+            try writer.submit(try snapshot(model, optimizer, step: step, epoch: sampler.epoch(ofStep: step), batchSize: options.batchSize))
+        }
+        if step % printEvery == 0 || step == totalSteps {
             let seconds = Date().timeIntervalSince(start)
-            let rate = Double(step * options.batchSize) / max(seconds, 1e-9)
             print(String(
                 format: "epoch %3d  step %5d  loss %.4f  held-out accuracy %.2f%%  %.0f samples/s",
-                epoch + 1, step, lossSum / Double(sampler.stepsPerEpoch), 100 * (try evaluate(model, on: test)), rate))
+                sampler.epoch(ofStep: step - 1) + 1, step, lossSum / Double(max(lossCount, 1)), 100 * (try evaluate(model, on: test)),
+                Double(lossCount * options.batchSize) / max(seconds, 1e-9)))
+            fflush(nil)
         }
+    }
+    try writer?.close()
+    if let path = options.savePath {
+        try saveWeights(model, to: path)
+        print("final weights written to \(path)")
     }
     let final = try evaluate(model, on: test)
     print(String(format: "final held-out accuracy: %.2f%% after %d steps in %.2f s", 100 * final, step, Date().timeIntervalSince(start)))
+    fflush(nil)
     if final < options.minimumAccuracy {
         throw UsageError(String(format: "accuracy %.4f is below --min-accuracy %.4f", final, options.minimumAccuracy))
     }

@@ -19,9 +19,13 @@ public final class AsyncCheckpointWriter: @unchecked Sendable {
     /// Snapshots replaced by a newer one before they were written.
     public private(set) var superseded = 0
 
-    /// Starts the writer thread for `store`.
-    public init(store: CheckpointStore) {
+    private let onWritten: @Sendable (String, Int) -> Void
+
+    /// Starts the writer thread for `store`; `onWritten(path, step)` is called on that thread
+    /// after each checkpoint is durable.
+    public init(store: CheckpointStore, onWritten: @escaping @Sendable (String, Int) -> Void = { _, _ in }) {
         self.store = store
+        self.onWritten = onWritten
         let thread = Thread { [self] in run() }
         thread.name = "phalanx-checkpoint-writer"
         thread.start()
@@ -75,7 +79,11 @@ public final class AsyncCheckpointWriter: @unchecked Sendable {
             condition.unlock()
             var path: String?
             var saveFailure: CheckpointError?
-            do { path = try store.save(snapshot) } catch let saveError as CheckpointError { saveFailure = saveError } catch {
+            do {
+                let saved = try store.save(snapshot)
+                path = saved
+                onWritten(saved, snapshot.metadata.step)
+            } catch let saveError as CheckpointError { saveFailure = saveError } catch {
                 saveFailure = CheckpointError(.io, path: store.directory, "\(error)")
             }
             condition.lock()
