@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(
             name: "phalanx-bench",
             dependencies: [
-                "Phalanx", "CBLAS", "CMPI", "PhalanxMPI", "PhalanxTesting",
+                "Phalanx", "CBLAS", "CMPI", "PhalanxMPI", "PhalanxTesting", "PhalanxCheckpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

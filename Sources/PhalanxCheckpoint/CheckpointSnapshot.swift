@@ -19,6 +19,20 @@ public struct CheckpointSnapshot: @unchecked Sendable {
         }
     }
 
+    /// Copies new values into group `index` in place, reusing its storage when no writer still
+    /// holds it (so repeated saves copy into memory that is already mapped: the stall is one
+    /// memcpy). Returns false, copying nothing, if `source` has another element count.
+    @discardableResult
+    public mutating func refill(group index: Int, from source: UnsafeBufferPointer<Float>) -> Bool {
+        guard groups.indices.contains(index), groups[index].values.count == source.count, let from = source.baseAddress else {
+            return groups.indices.contains(index) && source.isEmpty && groups[index].values.isEmpty
+        }
+        groups[index].values.withUnsafeMutableBufferPointer { target in
+            target.baseAddress?.update(from: from, count: source.count)
+        }
+        return true
+    }
+
     /// The tensor groups, written in this order.
     public var groups: [Group]
     /// The training metadata.

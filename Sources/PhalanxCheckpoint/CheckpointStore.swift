@@ -67,9 +67,9 @@ public final class CheckpointStore: @unchecked Sendable {
         ]
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CheckpointError(.io, path: path, "cannot create: \(String(cString: strerror(errno)))") }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        defer { close(fd) }
         try withExtendedLifetime(snapshot) {
-            try SafetensorsWriter.write(sources, metadata: metadata, to: handle, path: path)
+            try SafetensorsWriter.write(sources, metadata: metadata, toDescriptor: fd, path: path)
         }
         guard fsync(fd) == 0 else { throw CheckpointError(.io, path: path, "fsync failed: \(String(cString: strerror(errno)))") }
         _ = pointers

@@ -20,7 +20,7 @@ public final class LoadedCheckpoint: @unchecked Sendable {
         else { throw CheckpointError(.incompatible, path: path, "no readable training metadata") }
         metadata = decoded
         let stored = file.metadata[CheckpointFormat.checksumKey].flatMap { UInt64($0, radix: 16) }
-        let actual = Checksum.fnv1a(file.dataBytes)
+        let actual = Checksum.of(file.dataBytes)
         guard stored == actual else {
             throw CheckpointError(.checksumMismatch, path: path, "data checksum \(String(actual, radix: 16)) differs from the stored \(file.metadata[CheckpointFormat.checksumKey] ?? "none")")
         }

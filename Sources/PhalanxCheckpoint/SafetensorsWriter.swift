@@ -1,6 +1,10 @@
 import Foundation
 import PhalanxTensor
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One tensor to write: its name, shape and `Float` elements (read in place, not copied).
 public struct SafetensorsSource {
     /// The tensor's name in the file (unique).
@@ -45,31 +49,35 @@ public enum SafetensorsWriter {
         return withUnsafeBytes(of: &length) { Array($0) } + [UInt8](json)
     }
 
-    /// Writes `sources` to `handle` (header, then data straight from the sources' memory).
+    /// Writes `sources` to the open file descriptor `fd` (header, then data straight from the
+    /// sources' memory with `write(2)` in 64 MiB pieces).
     /// - Throws: `CheckpointError` (`.malformed` for bad sources, `.io` for write failures).
-    public static func write(_ sources: [SafetensorsSource], metadata: [String: String], to handle: FileHandle, path: String) throws {
+    public static func write(_ sources: [SafetensorsSource], metadata: [String: String], toDescriptor fd: Int32, path: String) throws {
         let head = try header(for: sources, metadata: metadata, path: path)
-        do {
-            try handle.write(contentsOf: Data(head))
-            for source in sources where source.values.count > 0 {
-                guard let base = source.values.baseAddress else { continue }
-                // Little-endian hosts (x86-64, arm64) write Float memory as is.
-                try handle.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: source.values.count * 4, deallocator: .none))
-            }
-        } catch let error as CheckpointError {
-            throw error
-        } catch {
-            throw CheckpointError(.io, path: path, "write failed: \(error)")
+        try head.withUnsafeBytes { try writeAll(fd, $0, path: path) }
+        for source in sources where source.values.count > 0 {
+            // Little-endian hosts (x86-64, arm64) write Float memory as is.
+            try writeAll(fd, UnsafeRawBufferPointer(source.values), path: path)
+        }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+        guard let base = bytes.baseAddress else { return }
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.write(fd, base + done, min(bytes.count - done, 64 << 20))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw CheckpointError(.io, path: path, "write failed: \(String(cString: strerror(errno)))") }
+            done += n
         }
     }
 
     /// Writes a whole file at `path` (not atomically: see `CheckpointStore` for that).
     /// - Throws: `CheckpointError`.
     public static func write(_ sources: [SafetensorsSource], metadata: [String: String] = [:], toPath path: String) throws {
-        guard FileManager.default.createFile(atPath: path, contents: nil) , let handle = FileHandle(forWritingAtPath: path) else {
-            throw CheckpointError(.io, path: path, "cannot create the file")
-        }
-        defer { try? handle.close() }
-        try write(sources, metadata: metadata, to: handle, path: path)
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw CheckpointError(.io, path: path, "cannot create: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        try write(sources, metadata: metadata, toDescriptor: fd, path: path)
     }
 }
