@@ -64,3 +64,13 @@ public struct CollectiveError: Error, Sendable, CustomStringConvertible, Equatab
         return "rank \(rank): \(operation) #\(sequence) failed (\(code))\(peerText): \(message)"
     }
 }
+
+extension CollectiveError {
+    /// An error during the collective that `context` (the header being sent or expected)
+    /// belongs to: its kind names the operation and its sequence number is reported.
+    public init(_ code: Code, during context: MessageHeader?, rank: Int, peer: Int? = nil, message: String) {
+        self.init(
+            code, operation: context?.kind.description ?? "exchange", sequence: context?.sequence ?? 0,
+            rank: rank, peer: peer, message: message)
+    }
+}

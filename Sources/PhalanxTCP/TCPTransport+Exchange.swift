@@ -17,8 +17,7 @@ extension TCPTransport {
     ) throws {
         let context = header ?? expected
         func failure(_ code: CollectiveError.Code, peer: Int?, _ message: String) -> CollectiveError {
-            CollectiveError(code, operation: context?.kind.description ?? "exchange", sequence: context?.sequence ?? 0,
-                            rank: rank, peer: peer, message: message)
+            CollectiveError(code, during: context, rank: rank, peer: peer, message: message)
         }
         if let aborted { throw failure(.closed, peer: aborted.peer, "the transport was aborted: \(aborted.message)") }
         guard let right, let left else { return }

@@ -60,9 +60,7 @@ public final class FaultInjectingTransport: Transport {
         injected.append((trigger, fault))
         switch fault {
         case let .fail(code, message):
-            throw CollectiveError(
-                code, operation: context?.kind.description ?? "exchange", sequence: sequence, rank: rank,
-                peer: (rank - 1 + worldSize) % worldSize, message: "injected: \(message)")
+            throw CollectiveError(code, during: context, rank: rank, peer: (rank - 1 + worldSize) % worldSize, message: "injected: \(message)")
         case .corruptPayload:
             try base.exchange(send: header, outgoing, receive: expected, into: incoming, timeout: timeout) { _ in }
             if let first = incoming.baseAddress, incoming.count > 0 {

@@ -27,9 +27,7 @@ public final class InProcessTransport: Transport, @unchecked Sendable {
     ) throws {
         let context = header ?? expected
         func error(_ code: CollectiveError.Code, peer: Int?, _ message: String) -> CollectiveError {
-            CollectiveError(
-                code, operation: context?.kind.description ?? "exchange", sequence: context?.sequence ?? 0,
-                rank: rank, peer: peer, message: message)
+            CollectiveError(code, during: context, rank: rank, peer: peer, message: message)
         }
         if let aborted { throw error(.closed, peer: aborted.peer, "transport aborted earlier: \(aborted.message)") }
         // An abort from the right neighbour arrives on the back channel.
