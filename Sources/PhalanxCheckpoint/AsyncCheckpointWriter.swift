@@ -6,7 +6,8 @@ import Foundation
 /// it over with `submit`. At most one save is pending: while one is being written, a newer
 /// snapshot replaces an older one that has not started (the newest state wins). `flush` waits
 /// for everything submitted; `close` flushes and stops the thread. A failed save is reported by
-/// the next `submit`, `flush` or `close`.
+/// the next `submit`, `flush` or `close`. Call `close` before dropping the writer: its thread
+/// holds it until then, and anything not flushed is lost with the process.
 public final class AsyncCheckpointWriter: @unchecked Sendable {
     /// The store the snapshots go to.
     public let store: CheckpointStore
@@ -16,8 +17,13 @@ public final class AsyncCheckpointWriter: @unchecked Sendable {
     private var closed = false
     private var failure: CheckpointError?
     private var written: [String] = []
+    private var supersededCount = 0
     /// Snapshots replaced by a newer one before they were written.
-    public private(set) var superseded = 0
+    public var superseded: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return supersededCount
+    }
 
     private let onWritten: @Sendable (String, Int) -> Void
 
@@ -38,7 +44,7 @@ public final class AsyncCheckpointWriter: @unchecked Sendable {
         defer { condition.unlock() }
         if let failure { self.failure = nil; throw failure }
         guard !closed else { throw CheckpointError(.io, path: store.directory, "the writer is closed") }
-        if pending != nil { superseded += 1 }
+        if pending != nil { supersededCount += 1 }
         pending = snapshot
         condition.broadcast()
     }

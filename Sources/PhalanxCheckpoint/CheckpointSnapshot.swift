@@ -33,8 +33,8 @@ public struct CheckpointSnapshot: @unchecked Sendable {
         return true
     }
 
-    /// The tensor groups, written in this order.
-    public var groups: [Group]
+    /// The tensor groups, written in this order (validated by `init`; change values with `refill`).
+    public private(set) var groups: [Group]
     /// The training metadata.
     public var metadata: TrainingMetadata
 
@@ -42,8 +42,19 @@ public struct CheckpointSnapshot: @unchecked Sendable {
     /// - Throws: `CheckpointError.malformed` if an entry falls outside its group's values.
     public init(groups: [Group], metadata: TrainingMetadata) throws {
         for group in groups {
-            for entry in group.entries where entry.offset < 0 || entry.offset + entry.shape.reduce(1, *) > group.values.count {
-                throw CheckpointError(.malformed, path: "(snapshot)", "'\(entry.name)' falls outside its group of \(group.values.count) elements")
+            for entry in group.entries {
+                var count = 1
+                for extent in entry.shape {
+                    let (product, overflow) = count.multipliedReportingOverflow(by: extent)
+                    guard extent >= 0, !overflow else {
+                        throw CheckpointError(.malformed, path: "(snapshot)", "'\(entry.name)' has an invalid shape \(entry.shape)")
+                    }
+                    count = product
+                }
+                let (end, overflow) = entry.offset.addingReportingOverflow(count)
+                guard entry.offset >= 0, !overflow, end <= group.values.count else {
+                    throw CheckpointError(.malformed, path: "(snapshot)", "'\(entry.name)' falls outside its group of \(group.values.count) elements")
+                }
             }
         }
         self.groups = groups

@@ -59,6 +59,8 @@ public final class CheckpointStore: @unchecked Sendable {
             }
         }
         let encoded = try JSONEncoder().encode(snapshot.metadata)
+        // The training metadata is covered too: a flipped bit in the step must not resume silently.
+        encoded.withUnsafeBytes { checksum.update($0) }
         let metadata = [
             CheckpointFormat.formatKey: CheckpointFormat.version,
             CheckpointFormat.metadataKey: String(decoding: encoded, as: UTF8.self),
@@ -88,9 +90,17 @@ public final class CheckpointStore: @unchecked Sendable {
         return names.filter { $0.hasPrefix("step-") && $0.hasSuffix(".safetensors") }.sorted(by: >).map { (directory as NSString).appendingPathComponent($0) }
     }
 
-    /// Removes all but the newest `keep` checkpoints and stale temporary files of dead writers.
+    /// Removes all but the newest `keep` checkpoints, and temporary files of writers that no
+    /// longer run (a SIGKILLed save leaves a whole checkpoint's worth of bytes behind).
     private func prune() {
         for old in checkpointPaths().dropFirst(keep) { unlink(old) }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        for name in names where name.hasPrefix("step-") {
+            guard let marker = name.range(of: ".safetensors.tmp-"), let pid = Int32(name[marker.upperBound...]) else { continue }
+            if pid != getpid() && kill(pid, 0) != 0 && errno == ESRCH {
+                unlink((directory as NSString).appendingPathComponent(name))
+            }
+        }
     }
 
     /// Opens and verifies the checkpoint at `path`: format, metadata, checksum.

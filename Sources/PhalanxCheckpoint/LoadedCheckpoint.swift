@@ -20,7 +20,10 @@ public final class LoadedCheckpoint: @unchecked Sendable {
         else { throw CheckpointError(.incompatible, path: path, "no readable training metadata") }
         metadata = decoded
         let stored = file.metadata[CheckpointFormat.checksumKey].flatMap { UInt64($0, radix: 16) }
-        let actual = Checksum.of(file.dataBytes)
+        var stream = Checksum.Stream()
+        stream.update(file.dataBytes)
+        Data(text.utf8).withUnsafeBytes { stream.update($0) }
+        let actual = stream.finalize()
         guard stored == actual else {
             throw CheckpointError(.checksumMismatch, path: path, "data checksum \(String(actual, radix: 16)) differs from the stored \(file.metadata[CheckpointFormat.checksumKey] ?? "none")")
         }
@@ -36,8 +39,9 @@ public final class LoadedCheckpoint: @unchecked Sendable {
             guard let found = file.entry(named: entry.name), found.shape == entry.shape else {
                 throw CheckpointError(.missingTensor, path: file.path, "'\(entry.name)' \(entry.shape) is not in the checkpoint with that shape")
             }
-            let count = entry.shape.reduce(1, *)
-            guard entry.offset >= 0, entry.offset + count <= buffer.count else {
+            let count = found.count
+            let (end, overflow) = entry.offset.addingReportingOverflow(count)
+            guard entry.offset >= 0, !overflow, end <= buffer.count else {
                 throw CheckpointError(.incompatible, path: file.path, "'\(entry.name)' does not fit the destination buffer")
             }
             try file.read(named: entry.name, into: UnsafeMutableBufferPointer(rebasing: buffer[entry.offset..<(entry.offset + count)]))

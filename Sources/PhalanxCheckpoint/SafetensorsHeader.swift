@@ -51,13 +51,18 @@ extension SafetensorsFile {
         entries.sort { ($0.byteRange.lowerBound, $0.byteRange.upperBound, $0.name) < ($1.byteRange.lowerBound, $1.byteRange.upperBound, $1.name) }
         var end = 0
         for entry in entries {
-            guard entry.byteRange.lowerBound >= end || entry.byteRange.isEmpty else {
-                throw malformed("entry '\(entry.name)' overlaps the previous one")
+            if entry.byteRange.isEmpty {
+                // An empty tensor may sit anywhere already covered, but not beyond: that would hide a hole.
+                guard entry.byteRange.lowerBound <= end else {
+                    throw malformed("bytes \(end)..<\(entry.byteRange.lowerBound) before '\(entry.name)' belong to no tensor")
+                }
+                continue
             }
-            guard entry.byteRange.lowerBound == end || entry.byteRange.isEmpty else {
+            guard entry.byteRange.lowerBound >= end else { throw malformed("entry '\(entry.name)' overlaps the previous one") }
+            guard entry.byteRange.lowerBound == end else {
                 throw malformed("bytes \(end)..<\(entry.byteRange.lowerBound) before '\(entry.name)' belong to no tensor")
             }
-            end = max(end, entry.byteRange.upperBound)
+            end = entry.byteRange.upperBound
         }
         guard end == dataBytes else { throw malformed("the data section has \(dataBytes) bytes, the entries cover \(end)") }
         return (entries, metadata)

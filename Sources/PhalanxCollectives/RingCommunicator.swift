@@ -246,7 +246,7 @@ public final class RingCommunicator: Communicator {
     }
 
     /// Segments flow root → root+1 → … → root−1; a middle rank forwards segment j−1 while it
-    /// receives segment j.
+    /// receives segment j; finally root−1 sends the root an empty confirmation.
     private func broadcastSteps(
         _ buffer: UnsafeMutableBufferPointer<Float>, root: Int, call: inout Call, options: CollectiveOptions
     ) throws {
@@ -264,6 +264,13 @@ public final class RingCommunicator: Communicator {
             let incoming = j < receives ? segmentRange(all, j, segment) : nil
             let destination = incoming.flatMap { range in base.map { UnsafeMutableRawPointer($0 + range.lowerBound) } }
             try exchange(&call, base: base, send: outgoing, receive: incoming, into: destination, options: options) { _ in }
+        }
+        // The last rank confirms to the root (its right neighbour) with an empty message that
+        // carries its element count: a root called with another count then fails as well.
+        if position == p - 1 {
+            try exchange(&call, base: base, send: 0..<0, receive: nil, into: nil, options: options) { _ in }
+        } else if position == 0 {
+            try exchange(&call, base: base, send: nil, receive: 0..<0, into: nil, options: options) { _ in }
         }
     }
 }

@@ -18,6 +18,8 @@ public final class MPICommunicator: Communicator {
     /// The sequence number of the next call.
     public private(set) var sequence: UInt64 = 0
     private var failure: CollectiveError?
+    private var bounds: [Int64] = [0, 0]
+    private var reduceScatterScratch: [Float] = []
 
     /// Initialises MPI (if needed) and wraps `MPI_COMM_WORLD`.
     /// - Throws: `CollectiveError` with `.backendError`.
@@ -44,7 +46,9 @@ public final class MPICommunicator: Communicator {
             if let failure {
                 throw CollectiveError(.closed, operation: "allReduce", sequence: sequence, rank: rank, message: "the communicator failed earlier: \(failure)")
             }
-            sequence += 1
+            // The same count check as the other paths: ranks on either side of the threshold
+            // must fail with sizeMismatch, not wait for each other in different calls.
+            try run(.allReduce, count: buffer.count, options: options, start: nil, blocking: nil)
             // MPI moves a message only when it completes, so segments buy no overlap here; large
             // ones let Open MPI use its single-copy shared-memory path.
             var ringOptions = options
@@ -55,7 +59,7 @@ public final class MPICommunicator: Communicator {
             }
             return
         }
-        if buffer.count * MemoryLayout<Float>.stride >= blockingThresholdBytes, worldSize > 1 {
+        if buffer.count * MemoryLayout<Float>.stride >= blockingThresholdBytes, worldSize > 1, MPIRuntime.threadLevelAllowsHelper {
             // The caller waits (or fails the communicator for good) before the buffer goes away.
             let target = UncheckedPointer(pointer: buffer.baseAddress, count: buffer.count)
             try runBlocking(.allReduce, count: buffer.count, options: options) {
@@ -75,15 +79,17 @@ public final class MPICommunicator: Communicator {
     /// `MPI_Ireduce_scatter` into this rank's chunk (`ChunkLayout`), in place.
     @discardableResult
     public func reduceScatter(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp, options: CollectiveOptions) throws -> Range<Int> {
+        try checkCount(buffer.count, .reduceScatter)
         let layout = ChunkLayout(count: buffer.count, parts: worldSize)
         let own = layout.range(rank)
         var counts = (0..<worldSize).map { Int32(layout.range($0).count) }
-        var scratch = [Float](repeating: 0, count: max(own.count, 1))
+        // Owned by the communicator: if the call times out, MPI may still write here later.
+        if reduceScatterScratch.count < max(own.count, 1) { reduceScatterScratch = [Float](repeating: 0, count: max(own.count, 1)) }
+        let scratchBase = reduceScatterScratch.withUnsafeMutableBufferPointer { $0.baseAddress }
         try run(.reduceScatter, count: buffer.count, options: options) { request in
-            scratch.withUnsafeMutableBufferPointer { out in
-                MPI_Ireduce_scatter(buffer.baseAddress, out.baseAddress, &counts, phalanx_mpi_float(), Self.mpiOp(op), phalanx_mpi_comm_world(), &request)
-            }
+            MPI_Ireduce_scatter(buffer.baseAddress, scratchBase, &counts, phalanx_mpi_float(), Self.mpiOp(op), phalanx_mpi_comm_world(), &request)
         }
+        let scratch = reduceScatterScratch
         if let base = buffer.baseAddress {
             let scale: Float = op == .average ? 1 / Float(worldSize) : 1
             for (k, i) in own.enumerated() { base[i] = scratch[k] * scale }
@@ -93,6 +99,7 @@ public final class MPICommunicator: Communicator {
 
     /// In-place `MPI_Iallgatherv` of the ranks' chunks (`ChunkLayout`).
     public func allGather(_ buffer: UnsafeMutableBufferPointer<Float>, options: CollectiveOptions) throws {
+        try checkCount(buffer.count, .allGather)
         let layout = ChunkLayout(count: buffer.count, parts: worldSize)
         var counts = (0..<worldSize).map { Int32(layout.range($0).count) }
         var offsets = (0..<worldSize).map { Int32(layout.range($0).lowerBound) }
@@ -114,6 +121,13 @@ public final class MPICommunicator: Communicator {
     /// `MPI_Ibarrier`.
     public func barrier(options: CollectiveOptions) throws {
         try run(.barrier, count: 0, options: options) { request in MPI_Ibarrier(phalanx_mpi_comm_world(), &request) }
+    }
+
+    /// MPI counts are Int32.
+    private func checkCount(_ count: Int, _ kind: CollectiveKind) throws {
+        guard count <= Int(Int32.max) else {
+            throw CollectiveError(.invalidArgument, operation: kind.description, sequence: sequence, rank: rank, message: "\(count) elements exceed MPI's Int32 counts")
+        }
     }
 
     static func mpiOp(_ op: ReduceOp) -> MPI_Op {
@@ -150,10 +164,12 @@ public final class MPICommunicator: Communicator {
         }
         do {
             if validatesCounts && kind != .barrier {
-                var bounds: [Int64] = [Int64(count), -Int64(count)]
+                // `bounds` belongs to the communicator: a timed-out MPI call may still write to it.
+                bounds = [Int64(count), -Int64(count)]
+                let boundsBase = bounds.withUnsafeMutableBufferPointer { $0.baseAddress }
                 var request: MPI_Request? = phalanx_mpi_request_null()
                 try MPIRuntime.check(
-                    MPI_Iallreduce(phalanx_mpi_in_place(), &bounds, 2, phalanx_mpi_int64(), phalanx_mpi_max(), phalanx_mpi_comm_world(), &request),
+                    MPI_Iallreduce(phalanx_mpi_in_place(), boundsBase, 2, phalanx_mpi_int64(), phalanx_mpi_max(), phalanx_mpi_comm_world(), &request),
                     "MPI_Iallreduce", operation: context.0, sequence: context.1, rank: rank)
                 var requests = [request]
                 guard try MPIRequests.wait(&requests, timeout: options.timeout, context: context) else {

@@ -4,6 +4,10 @@ import PhalanxCollectives
 /// Initialises and finalises Open MPI for this process (once each), with errors returned as
 /// codes (`MPI_ERRORS_RETURN`) instead of aborting the job.
 public enum MPIRuntime {
+    /// Whether MPI granted `MPI_THREAD_SERIALIZED`, which the helper-thread `MPI_Allreduce`
+    /// path needs (set by `initialize`; false when another library initialised MPI).
+    nonisolated(unsafe) static var threadLevelAllowsHelper = false
+
     /// Initialises MPI if needed (`MPI_THREAD_SERIALIZED`: one thread in MPI at a time, not
     /// always the same one) and returns `(rank, size)` in `MPI_COMM_WORLD`.
     /// - Throws: `CollectiveError.Code.backendError` with MPI's message.
@@ -13,6 +17,11 @@ public enum MPIRuntime {
         if initialized == 0 {
             var provided: Int32 = 0
             try check(MPI_Init_thread(nil, nil, Int32(MPI_THREAD_SERIALIZED), &provided), "MPI_Init_thread")
+            threadLevelAllowsHelper = provided >= Int32(MPI_THREAD_SERIALIZED)
+        } else {
+            var provided: Int32 = 0
+            MPI_Query_thread(&provided)
+            threadLevelAllowsHelper = provided >= Int32(MPI_THREAD_SERIALIZED)
         }
         try check(MPI_Comm_set_errhandler(phalanx_mpi_comm_world(), phalanx_mpi_errors_return()), "MPI_Comm_set_errhandler")
         var rank: Int32 = 0, size: Int32 = 0

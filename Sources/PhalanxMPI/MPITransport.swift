@@ -12,6 +12,8 @@ public final class MPITransport: Transport {
     private var aborted: CollectiveError?
     /// The abort report being sent (kept alive while MPI may still read it).
     private var abortWords: [UInt64] = []
+    private var sendWords: [UInt64] = [0, 0, 0, 0, 0, 0]
+    private var receiveWords: [UInt64] = [0, 0, 0, 0, 0, 0]
     private static let headerTag: Int32 = 0x5048
     private static let payloadTag: Int32 = 0x5049
 
@@ -39,8 +41,12 @@ public final class MPITransport: Transport {
         }
         let right = Int32((rank + 1) % worldSize), left = Int32((rank - 1 + worldSize) % worldSize)
         let world = phalanx_mpi_comm_world()
-        var sendWords = header.map(Self.words) ?? []
-        var receiveWords = [UInt64](repeating: 0, count: 6)
+        // Header words live in the transport, not on the stack: a request that outlives a failed
+        // call (MPI cannot always cancel a matched send) must not point at freed memory.
+        sendWords = header.map(Self.words) ?? [0, 0, 0, 0, 0, 0]
+        receiveWords = [UInt64](repeating: 0, count: 6)
+        let sendBase = sendWords.withUnsafeMutableBufferPointer { $0.baseAddress }
+        let receiveBase = receiveWords.withUnsafeMutableBufferPointer { $0.baseAddress }
         var requests: [MPI_Request?] = []
         func start(_ call: String, _ body: (inout MPI_Request?) -> Int32) throws {
             var request: MPI_Request? = phalanx_mpi_request_null()
@@ -49,14 +55,42 @@ public final class MPITransport: Transport {
         }
         // Post receives first so that eager sends land directly.
         if expected != nil {
-            try start("MPI_Irecv") { MPI_Irecv(&receiveWords, 6, phalanx_mpi_int64(), left, Self.headerTag, world, &$0) }
+            try start("MPI_Irecv") { MPI_Irecv(receiveBase, 6, phalanx_mpi_int64(), left, Self.headerTag, world, &$0) }
             try start("MPI_Irecv") { MPI_Irecv(incoming.baseAddress, Int32(incoming.count), phalanx_mpi_byte(), left, Self.payloadTag, world, &$0) }
         }
         if header != nil {
-            try start("MPI_Isend") { MPI_Isend(&sendWords, 6, phalanx_mpi_int64(), right, Self.headerTag, world, &$0) }
+            try start("MPI_Isend") { MPI_Isend(sendBase, 6, phalanx_mpi_int64(), right, Self.headerTag, world, &$0) }
             try start("MPI_Isend") { MPI_Isend(UnsafeMutableRawPointer(mutating: outgoing.baseAddress), Int32(outgoing.count), phalanx_mpi_byte(), right, Self.payloadTag, world, &$0) }
         }
         let peer = Int(left)
+        do {
+            try complete(&requests, expected: expected, peer: peer, left: left, right: right, operation: operation, sequence: sequence, timeout: timeout)
+        } catch {
+            // Nothing may land in the caller's buffer after the call has returned.
+            Self.cancel(&requests)
+            throw error
+        }
+        if let expected {
+            guard receiveWords == Self.words(expected) else {
+                throw CollectiveError(.protocolViolation, operation: operation, sequence: sequence, rank: rank, peer: peer, message: "stale or foreign frame \(receiveWords)")
+            }
+            try progress(incoming.count)
+        }
+    }
+
+    /// Cancels and frees every pending request.
+    private static func cancel(_ requests: inout [MPI_Request?]) {
+        for i in requests.indices where requests[i] != phalanx_mpi_request_null() {
+            MPI_Cancel(&requests[i])
+            MPI_Request_free(&requests[i])
+        }
+    }
+
+    /// Waits for the header (checking it), then for everything, with the deadline.
+    private func complete(
+        _ requests: inout [MPI_Request?], expected: MessageHeader?, peer: Int, left: Int32, right: Int32,
+        operation: String, sequence: UInt64, timeout: Duration
+    ) throws {
         if expected != nil {
             // The header first: it may be an abort report, or announce a different element count.
             var headerRequest = [requests[0]]
@@ -77,12 +111,6 @@ public final class MPITransport: Transport {
         }
         guard try MPIRequests.wait(&requests, timeout: timeout, context: (operation, sequence, rank)) else {
             throw CollectiveError(.timeout, operation: operation, sequence: sequence, rank: rank, peer: peer, message: "exchange with rank \(left) and rank \(right) not complete within \(timeout)")
-        }
-        if let expected {
-            guard receiveWords == Self.words(expected) else {
-                throw CollectiveError(.protocolViolation, operation: operation, sequence: sequence, rank: rank, peer: peer, message: "stale or foreign frame \(receiveWords)")
-            }
-            try progress(incoming.count)
         }
     }
 

@@ -2,8 +2,11 @@
 struct Deadline: Sendable {
     let instant: ContinuousClock.Instant
 
-    init(after duration: Duration) { instant = .now + duration }
+    /// A deadline `duration` from now (at most a year, so that huge timeouts cannot overflow).
+    init(after duration: Duration) { instant = .now + min(duration, .seconds(365 * 24 * 3600)) }
     init(_ instant: ContinuousClock.Instant) { self.instant = instant }
+
+    init(_ start: ContinuousClock.Instant, plus duration: Duration) { instant = start + min(duration, .seconds(365 * 24 * 3600)) }
 
     var hasPassed: Bool { ContinuousClock.now >= instant }
 

@@ -34,7 +34,12 @@ enum Handshake {
     }
 
     /// The acceptor's side. Returns the authenticated connector's rank and epoch.
-    static func accept(_ socket: Socket, credentials: JobCredentials, purpose: Purpose, rank: Int, epoch: UInt64, deadline: Deadline) throws -> Peer {
+    /// With `expectedRank`/`expectedEpoch`, a connector that proves the secret but is not the
+    /// expected peer is refused before the acceptor answers, so it never believes it is connected.
+    static func accept(
+        _ socket: Socket, credentials: JobCredentials, purpose: Purpose, rank: Int, epoch: UInt64, deadline: Deadline,
+        expectedRank: Int? = nil, expectedEpoch: UInt64? = nil
+    ) throws -> Peer {
         let nonceA = nonce()
         try socket.writeAll(Array("PHXH".utf8) + [version, purpose.rawValue] + nonceA, deadline: deadline)
         let head = try socket.readExactly(6, deadline: deadline)
@@ -50,6 +55,8 @@ enum Handshake {
         guard jobID == credentials.jobID else { throw HandshakeError.wrongJob(from: socket.endpoint, jobID: jobID) }
         let expected = mac(credentials, "connect", purpose, rank: peerRank, epoch: peerEpoch, nonceA, nonceC)
         guard HMAC.constantTimeEqual(expected, macC) else { throw HandshakeError.badSecret(from: socket.endpoint, rank: peerRank) }
+        if let expectedRank, peerRank != expectedRank { throw HandshakeError.unexpectedPeer(from: socket.endpoint, rank: peerRank, epoch: peerEpoch) }
+        if let expectedEpoch, peerEpoch != expectedEpoch { throw HandshakeError.unexpectedPeer(from: socket.endpoint, rank: peerRank, epoch: peerEpoch) }
         let macA = mac(credentials, "accept", purpose, rank: rank, epoch: peerEpoch, nonceC, nonceA)
         try socket.writeAll(Array("PHXA".utf8) + Wire.bytes(UInt32(truncatingIfNeeded: rank)) + macA, deadline: deadline)
         return Peer(rank: peerRank, epoch: peerEpoch)
@@ -87,6 +94,8 @@ public enum HandshakeError: Error, CustomStringConvertible, Equatable {
     case wrongJob(from: String, jobID: String)
     /// The peer's MAC did not verify: it does not know the secret.
     case badSecret(from: String, rank: Int)
+    /// The peer knows the secret but is not the rank (or epoch) expected on this connection.
+    case unexpectedPeer(from: String, rank: Int, epoch: UInt64)
 
     /// A one-line message naming the remote address.
     public var description: String {
@@ -94,6 +103,7 @@ public enum HandshakeError: Error, CustomStringConvertible, Equatable {
         case let .garbage(from): return "refused \(from): not a Phalanx handshake"
         case let .wrongJob(from, jobID): return "refused \(from): it belongs to job '\(jobID)'"
         case let .badSecret(from, rank): return "refused \(from) (claims rank \(rank)): it does not know the job secret"
+        case let .unexpectedPeer(from, rank, epoch): return "refused \(from): rank \(rank) of epoch \(epoch) is not the peer expected here"
         }
     }
 }

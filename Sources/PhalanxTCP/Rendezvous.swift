@@ -46,8 +46,20 @@ public final class RendezvousServer: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private let lock = NSLock()
     private var outcome: Result<PeerTable, SocketError>?
+    private var refused = 0
+    private var started = false
     /// Connections refused so far (strangers, bad secrets, garbage), for logs and tests.
-    public private(set) var refusedConnections = 0
+    public var refusedConnections: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return refused
+    }
+
+    private func countRefusal() {
+        lock.lock()
+        refused += 1
+        lock.unlock()
+    }
 
     /// Listens on `host:port` (0: any free port) for the `worldSize` ranks of one job.
     /// - Throws: `SocketError` if the port cannot be bound.
@@ -63,6 +75,10 @@ public final class RendezvousServer: @unchecked Sendable {
 
     /// Serves the job on a background thread; returns at once.
     public func start() {
+        lock.lock()
+        guard !started else { lock.unlock(); return }
+        started = true
+        lock.unlock()
         let thread = Thread { [self] in
             let result = serve()
             lock.lock()
@@ -75,6 +91,10 @@ public final class RendezvousServer: @unchecked Sendable {
 
     /// Waits for the background thread; returns the table or the failure.
     public func wait() -> Result<PeerTable, SocketError> {
+        lock.lock()
+        let running = started
+        lock.unlock()
+        guard running else { return .failure(SocketError("rendezvous", endpoint: ":\(port)", reason: "not started")) }
         done.wait()
         done.signal()
         lock.lock()
@@ -109,13 +129,13 @@ public final class RendezvousServer: @unchecked Sendable {
                 guard size == worldSize, rank == peer.rank, rank >= 0, rank < worldSize, clients[rank] == nil else {
                     let reason = "rank \(rank) of \(size) does not fit a job of \(worldSize) ranks\(clients[rank] != nil ? " (rank taken)" : "")"
                     send(error: reason, to: socket, deadline: step)
-                    refusedConnections += 1
+                    countRefusal()
                     logger.warning("rendezvous refused \(socket.endpoint): \(reason)")
                     continue
                 }
                 clients[rank] = (socket, PeerTable.Endpoint(host: host, port: port))
             } catch {
-                refusedConnections += 1
+                countRefusal()
                 logger.warning("rendezvous refused \(socket.endpoint): \(error)")
             }
         }

@@ -109,14 +109,15 @@ extension TCPTransport {
             // watched for an abort report or a close; once our frame is out, a close there is the
             // neighbour finishing normally, and a failure reaches us round the other side.
             let sending = sent < sendTotal
+            // A negative descriptor is skipped by poll: an idle socket's hang-up must not wake us.
             var entries = [
-                pollfd(fd: right.descriptor, events: sending ? Int16(POLLIN) | Int16(POLLOUT) : 0, revents: 0),
-                pollfd(fd: left.descriptor, events: receiving ? Int16(POLLIN) : 0, revents: 0),
+                pollfd(fd: sending ? right.descriptor : -1, events: Int16(POLLIN) | Int16(POLLOUT), revents: 0),
+                pollfd(fd: receiving ? left.descriptor : -1, events: Int16(POLLIN), revents: 0),
             ]
-            let remaining = Deadline(lastProgress + timeout)
+            let remaining = Deadline(lastProgress, plus: timeout)
             let ready = poll(&entries, 2, remaining.pollMilliseconds)
             if ready < 0 && errno != EINTR { throw failure(.connectionLost, peer: nil, "poll failed: \(String(cString: strerror(errno)))") }
-            if ready == 0 && remaining.hasPassed {
+            if remaining.hasPassed {
                 let waitingOn = receiving ? leftRank : rightRank
                 throw failure(.timeout, peer: waitingOn, "no progress with rank \(waitingOn) for \(timeout) (hung, stopped or too slow)")
             }

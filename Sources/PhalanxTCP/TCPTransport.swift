@@ -107,11 +107,9 @@ public final class TCPTransport: Transport, @unchecked Sendable {
             }
             do {
                 let step = Deadline(min(deadline.instant, .now + .seconds(5)))
-                let peer = try Handshake.accept(socket, credentials: credentials, purpose: .ring, rank: rank, epoch: epoch, deadline: step)
-                guard peer.rank == expected, peer.epoch == epoch else {
-                    logger.warning("rank \(rank) refused \(socket.endpoint): it is rank \(peer.rank) of epoch \(peer.epoch), expected rank \(expected) of epoch \(epoch)")
-                    continue
-                }
+                _ = try Handshake.accept(
+                    socket, credentials: credentials, purpose: .ring, rank: rank, epoch: epoch, deadline: step,
+                    expectedRank: expected, expectedEpoch: epoch)
                 return socket
             } catch {
                 logger.warning("rank \(rank) refused a connection: \(error)")

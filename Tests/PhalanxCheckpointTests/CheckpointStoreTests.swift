@@ -88,3 +88,37 @@ import Testing
         #expect(throws: CheckpointError.self) { try writer.flush() }
     }
 }
+
+extension CheckpointStoreTests {
+    @Test func invalidSnapshotsAndStaleTemporariesAreHandled() throws {
+        let values: [Float] = [1, 2, 3, 4]
+        for entries in [[("x", [2, -1], 0)], [("x", [2], 3)], [("x", [Int.max, 2], 0)], [("x", [1], -1)]] {
+            #expect(throws: CheckpointError.self) {
+                _ = try CheckpointSnapshot(groups: [values.withUnsafeBufferPointer { .init(entries: entries, copying: $0) }], metadata: TrainingMetadata(step: 1))
+            }
+        }
+        let dir = Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try CheckpointStore(directory: dir)
+        // A temporary file of a writer that no longer runs is removed by the next save.
+        let stale = store.path(step: 5) + ".tmp-999999"
+        try Data(repeating: 7, count: 1000).write(to: URL(fileURLWithPath: stale))
+        try store.save(try Self.snapshot(step: 6, seed: 6))
+        #expect(!FileManager.default.fileExists(atPath: stale))
+    }
+
+    @Test func aFlippedBitInTheMetadataIsDetected() throws {
+        let dir = Self.directory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try CheckpointStore(directory: dir)
+        let path = try store.save(try Self.snapshot(step: 12, seed: 1))
+        var bytes = try #require(FileManager.default.contents(atPath: path))
+        // Turn "\"step\":12" inside the training metadata into "\"step\":13".
+        let text = String(decoding: bytes, as: UTF8.self)
+        let range = try #require(text.range(of: #"\"step\":12"#))
+        let offset = text.utf8.distance(from: text.startIndex, to: range.upperBound) - 1
+        bytes[offset] = UInt8(ascii: "3")
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect { _ = try store.load(path: path) } throws: { ($0 as? CheckpointError)?.code == .checksumMismatch }
+    }
+}

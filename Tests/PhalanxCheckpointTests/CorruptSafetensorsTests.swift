@@ -46,3 +46,13 @@ import Testing
         #expect { _ = try SafetensorsFile(path: "/nonexistent/x.safetensors") } throws: { ($0 as? CheckpointError)?.code == .io }
     }
 }
+
+extension CorruptSafetensorsTests {
+    @Test func anEmptyTensorCannotHideAHole() throws {
+        let header = #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"e":{"dtype":"F32","shape":[0],"data_offsets":[8,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("phalanx-hole-\(UUID().uuidString).safetensors").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(Self.file(header: header, data: [UInt8](repeating: 0, count: 12)))))
+        #expect(throws: CheckpointError.self) { _ = try SafetensorsFile(path: path) }
+    }
+}
