@@ -48,6 +48,16 @@ struct AllReduceCommand: ParsableCommand {
                 ("MPI_Allreduce (TCP only)", tcpOnly, ["--backend", "mpi-raw"]),
             ]
             runs = runs.map { ($0.0, $0.1, $0.2 + ["--label", $0.0, "--sizes", sizeList, "--seconds", String(seconds)]) }
+            // The goals compare two backends: time them in alternating batches of one job, so that
+            // the machine's changing load hits both alike.
+            let paired = sizes.filter { $0 >= 16 << 20 || $0 == 4096 }.map(String.init).joined(separator: ",")
+            let pairedArguments = ["--sizes", paired, "--seconds", String(seconds)]
+            lines += try mpiJob(ranks: p, mpiOptions: [], arguments: [
+                "--backend", "mpi,mpi-raw", "--label", "paired: phalanx MPI backend (shm),paired: MPI_Allreduce (shm)",
+            ] + pairedArguments).filter { $0["time_us"] != nil }
+            lines += try mpiJob(ranks: p, mpiOptions: tcpOnly, arguments: [
+                "--backend", "tcp,mpi-raw", "--label", "paired: phalanx TCP ring,paired: MPI_Allreduce (TCP only)",
+            ] + pairedArguments, rendezvous: true).filter { $0["time_us"] != nil }
             for (label, mpiOptions, workerArguments) in runs {
                 let output = label.contains("TCP ring")
                     ? try tcpJob(ranks: p, arguments: workerArguments)
@@ -80,12 +90,28 @@ struct AllReduceCommand: ParsableCommand {
         return outputs.flatMap(\.jsonLines)
     }
 
-    private func mpiJob(ranks p: Int, mpiOptions: [String], arguments: [String]) throws -> [[String: Any]] {
+    /// Runs the worker under mpirun; with `rendezvous`, also hosts a TCP rendezvous and hands its
+    /// address to the ranks (`-x`), so that a TCP ring and MPI run in the same job.
+    private func mpiJob(ranks p: Int, mpiOptions: [String], arguments: [String], rendezvous: Bool = false) throws -> [[String: Any]] {
+        var exports: [String] = []
+        var server: RendezvousServer?
+        if rendezvous {
+            let secret = JobCredentials.randomSecret()
+            let hosted = try RendezvousServer(host: "127.0.0.1", port: 0, worldSize: p, credentials: JobCredentials(jobID: "bench", secret: Array(secret.utf8)))
+            hosted.start()
+            server = hosted
+            for (key, value) in [
+                ("PHALANX_MASTER_ADDR", "127.0.0.1"), ("PHALANX_MASTER_PORT", "\(hosted.port)"), ("PHALANX_RENDEZVOUS_EXTERNAL", "1"),
+                ("PHALANX_JOB_ID", "bench"), ("PHALANX_JOB_SECRET", secret),
+            ] { exports += ["-x", "\(key)=\(value)"] }
+        }
         let job = try WorkerProcesses(
-            executable: "/usr/bin/mpirun", arguments: ["--oversubscribe", "-np", "\(p)"] + mpiOptions + [worker(), "allreduce-worker"] + arguments,
+            executable: "/usr/bin/mpirun", arguments: ["--oversubscribe", "-np", "\(p)"] + mpiOptions + exports + [worker(), "allreduce-worker"] + arguments,
             count: 1
         ) { _ in ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"] }
-        return job.wait(timeout: .seconds(600)).flatMap(\.jsonLines)
+        let lines = job.wait(timeout: .seconds(600)).flatMap(\.jsonLines)
+        _ = server
+        return lines
     }
 
     private func printJSON(_ object: [String: Any]) {
