@@ -47,10 +47,9 @@ public final class CheckpointStore: @unchecked Sendable {
         var sources: [SafetensorsSource] = []
         var checksum = Checksum.Stream()
         // The checksum covers the data section exactly as written: the tensors' bytes in order.
-        var pointers: [UnsafeBufferPointer<Float>] = []
+        // `withExtendedLifetime(snapshot)` below keeps the arrays these pointers read alive.
         for group in snapshot.groups {
             let base = group.values.withUnsafeBufferPointer { $0 }
-            pointers.append(base)
             for entry in group.entries {
                 let count = entry.shape.reduce(1, *)
                 let slice = UnsafeBufferPointer(start: base.baseAddress.map { $0 + entry.offset }, count: count)
@@ -74,7 +73,6 @@ public final class CheckpointStore: @unchecked Sendable {
             try SafetensorsWriter.write(sources, metadata: metadata, toDescriptor: fd, path: path)
         }
         guard fsync(fd) == 0 else { throw CheckpointError(.io, path: path, "fsync failed: \(String(cString: strerror(errno)))") }
-        _ = pointers
     }
 
     private func syncDirectory() throws {

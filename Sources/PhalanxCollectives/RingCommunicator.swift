@@ -82,15 +82,14 @@ public final class RingCommunicator: Communicator {
         }
     }
 
-    /// A barrier: an all-reduce of one element that completes only when every rank has joined.
+    /// A barrier: a one-element all-reduce on the small-message path (p − 1 exchanges), which
+    /// completes on no rank before every rank has sent.
     public func barrier(options: CollectiveOptions) throws {
         var token: Float = 1
         try withUnsafeMutablePointer(to: &token) { pointer in
             let buffer = UnsafeMutableBufferPointer(start: pointer, count: 1)
             try run(.barrier, count: 1) { call in
-                let layout = ChunkLayout(count: 1, parts: worldSize)
-                try reduceScatterSteps(buffer, layout: layout, op: .sum, call: &call, options: options)
-                try allGatherSteps(buffer, layout: layout, call: &call, options: options)
+                try smallAllReduceSteps(buffer, op: .sum, call: &call, options: options)
             }
         }
     }

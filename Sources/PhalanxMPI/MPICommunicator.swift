@@ -43,11 +43,9 @@ public final class MPICommunicator: Communicator {
     /// In-place all-reduce; `.average` divides the sum by the world size.
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp, options: CollectiveOptions) throws {
         if buffer.count * MemoryLayout<Float>.stride >= ringThresholdBytes, worldSize > 1, let ring {
-            if let failure {
-                throw CollectiveError(.closed, operation: "allReduce", sequence: sequence, rank: rank, message: "the communicator failed earlier: \(failure)")
-            }
-            // The same count check as the other paths: ranks on either side of the threshold
-            // must fail with sizeMismatch, not wait for each other in different calls.
+            // `run` refuses a failed communicator and makes the same count check as the other
+            // paths: ranks on either side of the threshold must fail with sizeMismatch, not wait
+            // for each other in different calls.
             try run(.allReduce, count: buffer.count, options: options, start: nil, blocking: nil)
             // MPI moves a message only when it completes, so segments buy no overlap here; large
             // ones let Open MPI use its single-copy shared-memory path.
@@ -158,10 +156,8 @@ public final class MPICommunicator: Communicator {
         if let failure {
             throw CollectiveError(.closed, operation: kind.description, sequence: sequence, rank: rank, message: "the communicator failed earlier: \(failure)")
         }
+        try checkCount(count, kind)
         sequence += 1
-        guard count <= Int(Int32.max) else {
-            throw CollectiveError(.invalidArgument, operation: kind.description, sequence: context.1, rank: rank, message: "\(count) elements exceed MPI's Int32 counts")
-        }
         do {
             if validatesCounts && kind != .barrier {
                 // `bounds` belongs to the communicator: a timed-out MPI call may still write to it.

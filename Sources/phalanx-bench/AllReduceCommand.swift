@@ -109,9 +109,7 @@ struct AllReduceCommand: ParsableCommand {
             executable: "/usr/bin/mpirun", arguments: ["--oversubscribe", "-np", "\(p)"] + mpiOptions + exports + [worker(), "allreduce-worker"] + arguments,
             count: 1
         ) { _ in ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"] }
-        let lines = job.wait(timeout: .seconds(600)).flatMap(\.jsonLines)
-        _ = server
-        return lines
+        return withExtendedLifetime(server) { job.wait(timeout: .seconds(600)).flatMap(\.jsonLines) }
     }
 
     private func printJSON(_ object: [String: Any]) {
