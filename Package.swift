@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "PhalanxTCP", targets: ["PhalanxTCP"]),
         .library(name: "PhalanxMPI", targets: ["PhalanxMPI"]),
         .library(name: "PhalanxCheckpoint", targets: ["PhalanxCheckpoint"]),
+        .library(name: "PhalanxElastic", targets: ["PhalanxElastic"]),
         .executable(name: "phalanx-bench", targets: ["phalanx-bench"]),
         .executable(name: "DigitsMLP", targets: ["DigitsMLP"]),
         .executable(name: "phalanx-check", targets: ["phalanx-check"]),
@@ -51,6 +52,10 @@ let package = Package(
         ),
         .target(name: "PhalanxMPI", dependencies: ["PhalanxCollectives", "CMPI"]),
         .target(name: "PhalanxCheckpoint", dependencies: ["PhalanxTensor"]),
+        .target(
+            name: "PhalanxElastic",
+            dependencies: ["PhalanxCollectives", "PhalanxTCP", "PhalanxCheckpoint", "PhalanxNN", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(name: "Phalanx", dependencies: ["PhalanxTensor", "PhalanxNN", "PhalanxData", "PhalanxCollectives", "PhalanxTCP"]),
 
         // Tools and examples.
@@ -65,7 +70,7 @@ let package = Package(
             name: "phalanx-check",
             dependencies: ["Phalanx", "PhalanxMPI", "PhalanxTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .executableTarget(name: "DigitsMLP", dependencies: ["Phalanx", "PhalanxCheckpoint"], path: "Examples/DigitsMLP", exclude: ["README.md"]),
+        .executableTarget(name: "DigitsMLP", dependencies: ["Phalanx", "PhalanxCheckpoint", "PhalanxElastic"], path: "Examples/DigitsMLP", exclude: ["README.md"]),
 
         // Tests.
         .testTarget(

@@ -26,13 +26,27 @@ struct Options {
     var savePath: String?
     var printEvery: Int?
     var killAtStep: Int?
+    var elastic = false
+    var json = false
+    var minimumMembers = 1
+    var fault: Fault?
+    var failureTimeoutMilliseconds: Int?
+    var joinWaitSeconds: Double?
+    var stepDelayMilliseconds = 0
 
-    /// Parses `--name value` pairs; unknown flags are an error.
+    /// Parses `--name value` pairs and the `--elastic`/`--json` switches; unknown flags are an error.
     init(_ arguments: [String]) throws {
         var rest = arguments[...]
         while let flag = rest.popFirst() {
+            if flag == "--elastic" { elastic = true; continue }
+            if flag == "--json" { json = true; continue }
             guard let value = rest.popFirst() else { throw UsageError("missing value after \(flag)") }
             switch flag {
+            case "--min-members": minimumMembers = try parse(value, flag)
+            case "--fault": fault = try Fault(value)
+            case "--failure-timeout-ms": failureTimeoutMilliseconds = try parse(value, flag)
+            case "--join-wait-s": joinWaitSeconds = try parse(value, flag)
+            case "--step-delay-ms": stepDelayMilliseconds = try parse(value, flag)
             case "--epochs": epochs = try parse(value, flag)
             case "--batch-size": batchSize = try parse(value, flag)
             case "--lr": learningRate = try parse(value, flag)
@@ -67,7 +81,9 @@ func evaluate(_ model: Sequential, on data: InMemoryDataset) throws -> Float {
 }
 
 func run() throws {
-    let options = try Options(Array(CommandLine.arguments.dropFirst()))
+    var options = try Options(Array(CommandLine.arguments.dropFirst()))
+    if options.fault == nil, let text = ProcessInfo.processInfo.environment["PHALANX_FAULT"] { options.fault = try Fault(text) }
+    if options.elastic { return try runElastic(options) }
     // Keep freed activation memory in the process: steps then reuse it without page faults.
     MemoryPolicy.keepFreedMemoryForReuse()
     let digits = try DigitsDataset.load()

@@ -15,6 +15,8 @@ enum Handshake {
     enum Purpose: UInt8 {
         case rendezvous = 1
         case ring = 2
+        /// A connection to an elastic member's listener; the connector names its intent next.
+        case member = 3
     }
 
     struct Peer {

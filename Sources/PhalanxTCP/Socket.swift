@@ -73,7 +73,9 @@ final class Socket: @unchecked Sendable {
 
     /// Connects to `host:port`, retrying refused connections until `deadline` (the peer may not
     /// be listening yet).
-    static func connect(host: String, port: UInt16, deadline: Deadline) throws -> Socket {
+    /// Connects before `deadline`. A refused connection is retried (the peer may not listen yet)
+    /// unless `retryRefused` is false, for peers that must already be there.
+    static func connect(host: String, port: UInt16, deadline: Deadline, retryRefused: Bool = true) throws -> Socket {
         let endpoint = "\(host):\(port)"
         var address = try resolve(host, port: port)
         var lastError = SocketError("connect", endpoint: endpoint, reason: "timed out before the first attempt")
@@ -100,7 +102,7 @@ final class Socket: @unchecked Sendable {
                 lastError = SocketError("connect", endpoint: endpoint, errno: errno)
             }
             socket.close()
-            guard lastError.errno == ECONNREFUSED || lastError.errno == ECONNRESET || lastError.errno == ETIMEDOUT else { throw lastError }
+            guard retryRefused, lastError.errno == ECONNREFUSED || lastError.errno == ECONNRESET || lastError.errno == ETIMEDOUT else { throw lastError }
             if deadline.hasPassed { break }
             var ts = timespec(tv_sec: 0, tv_nsec: Int(pause.components.attoseconds / 1_000_000_000))
             nanosleep(&ts, nil)

@@ -20,6 +20,7 @@ extension TCPTransport {
             CollectiveError(code, during: context, rank: rank, peer: peer, message: message)
         }
         if let aborted { throw failure(.closed, peer: aborted.peer, "the transport was aborted: \(aborted.message)") }
+        if let stop = interruption?.current { throw failure(.peerAborted, peer: stop.peer, "interrupted: \(stop.reason)") }
         guard let right, let left else { return }
 
         let headerBytes = header.map { Wire.encode(.data, $0) } ?? []
@@ -31,7 +32,15 @@ extension TCPTransport {
         var lastProgress = ContinuousClock.now
         var idleSpins = 0
         sendInterrupted = false
-        defer { sendInterrupted = sent > 0 && sent < sendTotal }
+        outgoingRemainder = nil
+        incomingRemainder = nil
+        defer {
+            sendInterrupted = sent > 0 && sent < sendTotal
+            if sendInterrupted { outgoingRemainder = OutgoingRemainder(header: headerBytes, sent: sent, total: sendTotal) }
+            if receiving && headerCount > 0 {
+                incomingRemainder = IncomingRemainder(header: receivedHeader, headerCount: headerCount, payloadReceived: payloadCount)
+            }
+        }
 
         while sent < sendTotal || receiving {
             var moved = false
@@ -105,6 +114,7 @@ extension TCPTransport {
                 sched_yield()
                 continue
             }
+            if let stop = interruption?.current { throw failure(.peerAborted, peer: stop.peer, "interrupted: \(stop.reason)") }
             // Nothing moved: wait for either socket. While sending, the right socket is also
             // watched for an abort report or a close; once our frame is out, a close there is the
             // neighbour finishing normally, and a failure reaches us round the other side.
@@ -113,9 +123,10 @@ extension TCPTransport {
             var entries = [
                 pollfd(fd: sending ? right.descriptor : -1, events: Int16(POLLIN) | Int16(POLLOUT), revents: 0),
                 pollfd(fd: receiving ? left.descriptor : -1, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: interruption?.wakeDescriptor ?? -1, events: Int16(POLLIN), revents: 0),
             ]
             let remaining = Deadline(lastProgress, plus: timeout)
-            let ready = poll(&entries, 2, remaining.pollMilliseconds)
+            let ready = poll(&entries, 3, remaining.pollMilliseconds)
             if ready < 0 && errno != EINTR { throw failure(.connectionLost, peer: nil, "poll failed: \(String(cString: strerror(errno)))") }
             if remaining.hasPassed {
                 let waitingOn = receiving ? leftRank : rightRank
@@ -177,6 +188,11 @@ extension TCPTransport {
     public func abort(_ error: CollectiveError) {
         guard aborted == nil else { return }
         aborted = error
+        if let abortHandler {
+            // Elastic mode: the membership layer tells everyone; the streams stay realignable.
+            abortHandler(error)
+            return
+        }
         let origin = error.code == .peerAborted ? "\(error.rank) (relaying)" : "\(error.rank)"
         let report = Array("\(origin)\u{1F}\(error.peer.map(String.init) ?? "")\u{1F}\(error.code): \(error.message)".utf8.prefix(60_000))
         let header = MessageHeader(epoch: epoch, sequence: error.sequence, kind: .allReduce, step: 0, totalCount: 0, payloadBytes: UInt64(report.count))

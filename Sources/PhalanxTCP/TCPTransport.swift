@@ -16,21 +16,34 @@ public final class TCPTransport: Transport, @unchecked Sendable {
     /// The membership epoch this ring was built for.
     public let epoch: UInt64
     /// The connection to the right neighbour (we send on it).
-    let right: Socket?
+    private(set) var right: Socket?
     /// The connection from the left neighbour (we receive on it).
-    let left: Socket?
+    private(set) var left: Socket?
     let logger: Logger
     var aborted: CollectiveError?
     /// True when the last exchange stopped in the middle of an outgoing frame.
     var sendInterrupted = false
+    /// Where the last exchange left the outgoing stream when it stopped mid-frame.
+    var outgoingRemainder: OutgoingRemainder?
+    /// Where the last exchange left the incoming stream when it stopped mid-frame.
+    var incomingRemainder: IncomingRemainder?
+    /// Elastic mode: another thread may stop an exchange through it.
+    let interruption: Interruption?
+    /// Elastic mode: called instead of sending abort frames, so the connections stay usable.
+    let abortHandler: (@Sendable (CollectiveError) -> Void)?
 
-    init(rank: Int, worldSize: Int, epoch: UInt64, right: Socket?, left: Socket?, logger: Logger) {
+    init(
+        rank: Int, worldSize: Int, epoch: UInt64, right: Socket?, left: Socket?, logger: Logger,
+        interruption: Interruption? = nil, abortHandler: (@Sendable (CollectiveError) -> Void)? = nil
+    ) {
         self.rank = rank
         self.worldSize = worldSize
         self.epoch = epoch
         self.right = right
         self.left = left
         self.logger = logger
+        self.interruption = interruption
+        self.abortHandler = abortHandler
     }
 
     var leftRank: Int { (rank - 1 + worldSize) % worldSize }
@@ -43,6 +56,12 @@ public final class TCPTransport: Transport, @unchecked Sendable {
     }
 
     deinit { close() }
+
+    /// Hands both connections over (to the next epoch's transport); this one no longer owns them.
+    func detachConnections() -> (right: Socket?, left: Socket?) {
+        defer { right = nil; left = nil }
+        return (right, left)
+    }
 
     // MARK: Connecting
 

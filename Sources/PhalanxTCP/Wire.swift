@@ -5,7 +5,8 @@ import PhalanxCollectives
 ///     magic "PHXF"(4) type(1) kind(1) reserved(2) epoch(8) sequence(8) step(4) reserved(4)
 ///     totalCount(8) payloadBytes(8)
 ///
-/// `type` 1 is data (the payload follows), 2 is abort (a UTF-8 report follows).
+/// `type` 1 is data (the payload follows), 2 is abort (a UTF-8 report follows), 3 is a fence
+/// (no payload) that marks where an elastic ring's kept connection resumes at a new epoch.
 enum Wire {
     static let headerSize = 48
     static let magic: [UInt8] = Array("PHXF".utf8)
@@ -13,6 +14,8 @@ enum Wire {
     enum FrameType: UInt8 {
         case data = 1
         case abort = 2
+        /// Marks where a kept connection's stream starts again after a membership change.
+        case fence = 3
     }
 
     static func bytes(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (24 - 8 * UInt32($0))) } }
@@ -37,7 +40,7 @@ enum Wire {
     /// Decodes a frame header; nil when it is not one.
     static func decode(_ raw: [UInt8]) -> (FrameType, MessageHeader)? {
         guard raw.count == headerSize, Array(raw[0..<4]) == magic, let type = FrameType(rawValue: raw[4]),
-            let kind = CollectiveKind(rawValue: raw[5]) ?? (type == .abort ? .allReduce : nil)
+            let kind = CollectiveKind(rawValue: raw[5]) ?? (type != .data ? .allReduce : nil)
         else { return nil }
         let header = MessageHeader(
             epoch: uint64(raw, at: 8), sequence: uint64(raw, at: 16), kind: kind, step: uint32(raw, at: 24),

@@ -1,0 +1,29 @@
+/// Why an elastic job could not go on.
+public enum ElasticError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// Fewer than the minimum number of members were left and no joiner came in time.
+    case belowMinimum(members: Int, minimum: Int, step: Int, checkpoint: String?)
+    /// This member was declared lost by the others (it was hung or cut off); it did not rejoin.
+    case evicted(id: Int, epoch: UInt64, reason: String)
+    /// A join request was refused.
+    case joinRefused(reason: String)
+    /// No member could be reached to join.
+    case noMemberReachable(tried: [String], lastError: String)
+    /// The survivors could not agree or rebuild the ring within the recovery bounds.
+    case recoveryFailed(step: Int, reason: String)
+    /// A peer sent a control message that could not be understood.
+    case protocolViolation(String)
+
+    /// A one-line explanation.
+    public var description: String {
+        switch self {
+        case let .belowMinimum(members, minimum, step, checkpoint):
+            return "only \(members) member(s) left at step \(step), below the minimum of \(minimum), and no joiner arrived; "
+                + (checkpoint.map { "state saved to \($0); restart the job to resume from it" } ?? "no checkpoint directory was configured")
+        case let .evicted(id, epoch, reason): return "member \(id) was removed from the job at epoch \(epoch): \(reason)"
+        case let .joinRefused(reason): return "join refused: \(reason)"
+        case let .noMemberReachable(tried, lastError): return "no member of the job could be reached (tried \(tried.joined(separator: ", "))): \(lastError)"
+        case let .recoveryFailed(step, reason): return "recovery failed at step \(step): \(reason)"
+        case let .protocolViolation(message): return "control protocol violation: \(message)"
+        }
+    }
+}

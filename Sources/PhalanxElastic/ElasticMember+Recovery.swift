@@ -1,0 +1,132 @@
+import Foundation
+import PhalanxCollectives
+import PhalanxTCP
+
+extension ElasticMember {
+    /// The outcome of one agreement round as this member sees it.
+    enum Agreement {
+        case decided(Decision)
+        case stop(source: Int, members: Int)
+        /// The coordinator does not see itself as one yet (it still trusts a lower member).
+        case retry
+    }
+
+    /// Leaves the failed epoch and joins the next: tells everyone, agrees on the members and the
+    /// step through the lowest-id reachable member, rebuilds the ring. Loops (bounded) when a
+    /// member fails during the change itself.
+    /// - Throws: `ElasticError` (evicted, below the minimum, recovery bounds exceeded).
+    func recover(cause: String, suspects initial: Set<Int>, state: ElasticState, interruptedStep: Int) throws -> MembershipChange {
+        let detectedAt = Date()
+        lock.lock()
+        recovering = true
+        var current = sharedMembership
+        var suspects = suspected.union(initial)
+        lock.unlock()
+        defer {
+            lock.lock()
+            recovering = false
+            lock.unlock()
+        }
+        let previousMembers = current.members
+        logger.warning("member \(id): membership change at step \(interruptedStep): \(cause)")
+        let giveUp = ContinuousClock.now + options.agreementTimeout * 4 + options.joinWaitTimeout + options.rebuildTimeout * 2 + .seconds(10)
+        while true {
+            heartbeat.watch(id: id, epoch: current.epoch, peers: [])
+            heartbeat.alert(id: id, epoch: current.epoch, to: current.members.filter { $0.id != id && !suspects.contains($0.id) })
+            guard ContinuousClock.now < giveUp else {
+                throw ElasticError.recoveryFailed(step: state.step, reason: "no agreement within the recovery bounds (last cause: \(cause))")
+            }
+            guard let coordinator = current.members.first(where: { !suspects.contains($0.id) }) else {
+                throw ElasticError.recoveryFailed(step: state.step, reason: "every member is suspected")
+            }
+            let agreement: Agreement
+            if coordinator.id == id {
+                agreement = try coordinate(current, suspects: &suspects, committed: state.step)
+            } else {
+                guard let answer = ask(coordinator, current: current, suspects: suspects, committed: state.step) else {
+                    suspects.insert(coordinator.id)
+                    continue
+                }
+                agreement = try answer.get()
+            }
+            let decision: Decision
+            switch agreement {
+            case let .stop(source, members):
+                let path = source == id ? try saveNow(state, worldSize: members) : nil
+                throw ElasticError.belowMinimum(members: members, minimum: options.minimumMembers, step: state.step, checkpoint: path)
+            case let .decided(value):
+                decision = value
+            case .retry:
+                continue
+            }
+            let agreedAt = Date()
+            lock.lock()
+            let before = sharedMembership
+            sharedMembership = decision.membership
+            lastDecision = decision
+            suspected = []
+            answerLeftovers()
+            lock.unlock()
+            guard decision.membership.position(of: id) != nil else {
+                throw ElasticError.evicted(id: id, epoch: decision.membership.epoch, reason: "the others decided without this member")
+            }
+            heartbeat.watch(id: id, epoch: decision.membership.epoch, peers: [])
+            lock.lock()
+            let leftovers = !pending.isEmpty
+            interruption.reset()
+            if leftovers { interruption.trigger("requests arrived during the last change") }
+            lock.unlock()
+            let rebuild: MemberNode.RingRebuild
+            do {
+                rebuild = try connect(decision.membership, previous: transport, previousMembers: before.members)
+            } catch let error as CollectiveError {
+                let count = decision.membership.members.count
+                if let peer = error.peer, let position = decision.membership.position(of: id) {
+                    let lost = decision.membership.members[(position + (peer == (position + 1) % count ? 1 : count - 1)) % count]
+                    suspects = [lost.id]
+                } else { suspects = [] }
+                current = decision.membership
+                logger.warning("member \(id): rebuilding epoch \(current.epoch) failed: \(error)")
+                continue
+            }
+            let rebuiltAt = Date()
+            pendingSyncSource = decision.syncRequired ? decision.membership.position(of: decision.source) : nil
+            if !decision.syncRequired { state.restore() }
+            return MembershipChange(
+                epoch: decision.membership.epoch, previousMembers: previousMembers.map(\.id), members: decision.membership.ids,
+                lost: previousMembers.map(\.id).filter { decision.membership.position(of: $0) == nil }, joined: decision.joined,
+                reason: cause, redoStep: decision.redoStep, interruptedStep: interruptedStep,
+                rank: decision.membership.position(of: id) ?? 0, worldSize: decision.membership.members.count,
+                keptConnections: (rebuild.keptRight ? 1 : 0) + (rebuild.keptLeft ? 1 : 0),
+                detectedAt: detectedAt, agreedAt: agreedAt, rebuiltAt: rebuiltAt, restoredAt: rebuiltAt)
+        }
+    }
+
+    /// Reports to `coordinator` and waits for its answer; nil when it cannot be reached.
+    func ask(_ coordinator: MemberAddress, current: Membership, suspects: Set<Int>, committed: Int) -> Result<Agreement, Error>? {
+        var message = ControlMessage(kind: .recover, epoch: current.epoch, sender: id)
+        message.committedStep = committed
+        message.suspects = Array(suspects)
+        let wait = options.agreementTimeout * 2 + options.joinWaitTimeout + .seconds(3)
+        let reply: ControlMessage
+        do {
+            reply = try ControlMessage.decode(try node.request(message.encoded(), to: coordinator, id: id, epoch: current.epoch, timeout: wait))
+        } catch {
+            logger.warning("member \(id): coordinator \(coordinator) unreachable: \(error)")
+            return nil
+        }
+        switch reply.kind {
+        case .decision:
+            guard let decision = reply.decision else { return .failure(ElasticError.protocolViolation("a decision without content")) }
+            return .success(.decided(decision))
+        case .stop:
+            return .success(.stop(source: reply.sender, members: reply.memberCount ?? 0))
+        case .stale:
+            return .failure(ElasticError.evicted(id: id, epoch: reply.epoch, reason: reply.reason ?? "declared lost"))
+        case .redirect, .refuse, .recover, .join:
+            Thread.sleep(forTimeInterval: 0.05)
+            return .success(.retry)
+        }
+    }
+}
+

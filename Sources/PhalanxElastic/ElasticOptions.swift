@@ -1,0 +1,31 @@
+/// How an elastic job detects failures, agrees on members and checkpoints.
+public struct ElasticOptions: Sendable {
+    /// Seconds between heartbeats to ring neighbours.
+    public var heartbeatInterval: Duration = .milliseconds(200)
+    /// Silence after which a neighbour is suspected (also the collectives' inactivity timeout).
+    public var failureTimeout: Duration = .seconds(2)
+    /// How long a coordinator waits for the members it has not heard from before it declares
+    /// them lost.
+    public var agreementTimeout: Duration = .seconds(2)
+    /// Bound on building a ring (connecting to the new neighbours) for a new epoch.
+    public var rebuildTimeout: Duration = .seconds(5)
+    /// The fewest members training may go on with.
+    public var minimumMembers = 1
+    /// The most members (joiners beyond it are refused).
+    public var maximumMembers = 64
+    /// How long survivors below `minimumMembers` wait for joiners before they stop.
+    public var joinWaitTimeout: Duration = .seconds(10)
+    /// Bound on forming the first ring (everyone registering with the rendezvous).
+    public var startTimeout: Duration = .seconds(60)
+    /// Directory for durable checkpoints (nil: none).
+    public var checkpointDirectory: String?
+    /// Write a durable checkpoint every this many committed steps.
+    public var checkpointEvery = 100
+    /// Durable checkpoints kept.
+    public var checkpointsKept = 3
+    /// A member evicted while hung (it woke up after the others moved on) asks to join again.
+    public var rejoinAfterEviction = true
+
+    /// The defaults: detect in ≤ 2 s, no minimum beyond one member.
+    public init() {}
+}

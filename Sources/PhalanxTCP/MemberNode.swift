@@ -1,0 +1,194 @@
+import Foundation
+import Logging
+
+/// An elastic member's network presence: one long-lived TCP listener that every other member
+/// and every newcomer reaches it on.
+///
+/// Each accepted connection passes the job's handshake (purpose "member"), then names its
+/// intent in one byte: a ring connection (kept for `buildRing`, keyed by the sender's id and
+/// epoch) or a control message (handed to the handler given to `start`). Strangers, bad secrets
+/// and garbage are refused, logged and counted; the member is not disturbed.
+public final class MemberNode: @unchecked Sendable {
+    /// The handshake id a process uses before it is a member (a joiner).
+    public static let newcomerID = Int(UInt32.max)
+
+    /// The listener's host (the address other members reach).
+    public let host: String
+    /// The listener's port (TCP) and the heartbeat's (UDP).
+    public let port: UInt16
+    /// The job's credentials.
+    public let credentials: JobCredentials
+    let logger: Logger
+    private let listener: Socket
+    private let condition = NSCondition()
+    private var ringSockets: [RingKey: Socket] = [:]
+    private var running = false
+    private var stopped = false
+    private var refused = 0
+    /// The member id this node answers handshakes with (set once known).
+    private var identity = MemberNode.newcomerID
+
+    struct RingKey: Hashable {
+        let from: Int
+        let epoch: UInt64
+    }
+
+    enum Intent: UInt8 {
+        case ring = 1
+        case control = 2
+    }
+
+    /// Listens on `host` at a free port.
+    /// - Throws: `SocketError` when the address cannot be bound.
+    public init(host: String, credentials: JobCredentials, logger: Logger = Logger(label: "phalanx.member")) throws {
+        listener = try Socket.listen(host: host, port: 0)
+        self.host = host
+        self.port = listener.localPort
+        self.credentials = credentials
+        self.logger = logger
+    }
+
+    deinit { close() }
+
+    /// The address of this node under member id `id`.
+    public func address(id: Int) -> MemberAddress { MemberAddress(id: id, host: host, port: port) }
+
+    /// The id this node proves in handshakes it accepts.
+    public var memberID: Int {
+        get { condition.lock(); defer { condition.unlock() }; return identity }
+        set { condition.lock(); identity = newValue; condition.unlock() }
+    }
+
+    /// Connections refused so far (strangers, bad secrets, garbage), for logs and tests.
+    public var refusedConnections: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return refused
+    }
+
+    /// Starts accepting on a background thread. `handler` is called on a connection's own thread
+    /// with each control message; it may answer at once or keep the request to answer later.
+    public func start(handler: @escaping @Sendable (ControlRequest) -> Void) {
+        condition.lock()
+        guard !running else { condition.unlock(); return }
+        running = true
+        condition.unlock()
+        Thread { [self] in acceptLoop(handler) }.start()
+    }
+
+    /// Stops accepting and closes the listener and every unclaimed ring connection.
+    public func close() {
+        condition.lock()
+        stopped = true
+        let unclaimed = ringSockets.values
+        ringSockets = [:]
+        condition.unlock()
+        for socket in unclaimed { socket.close() }
+        listener.shutdown()
+        listener.close()
+    }
+
+    private var isStopped: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return stopped
+    }
+
+    private func acceptLoop(_ handler: @escaping @Sendable (ControlRequest) -> Void) {
+        while !isStopped {
+            let accepted: Socket?
+            do { accepted = try listener.accept(deadline: Deadline(after: .milliseconds(200))) } catch {
+                if !isStopped { logger.error("member listener failed: \(error)") }
+                return
+            }
+            guard let socket = accepted else { continue }
+            Thread { [self] in serve(socket, handler) }.start()
+        }
+    }
+
+    private func serve(_ socket: Socket, _ handler: @Sendable (ControlRequest) -> Void) {
+        let deadline = Deadline(after: .seconds(5))
+        do {
+            let peer = try Handshake.accept(socket, credentials: credentials, purpose: .member, rank: memberID, epoch: 0, deadline: deadline)
+            let intent = try socket.readExactly(1, deadline: deadline)
+            switch Intent(rawValue: intent[0]) {
+            case .ring:
+                condition.lock()
+                if stopped {
+                    condition.unlock()
+                    socket.close()
+                    return
+                }
+                ringSockets[RingKey(from: peer.rank, epoch: peer.epoch)]?.close()
+                ringSockets[RingKey(from: peer.rank, epoch: peer.epoch)] = socket
+                condition.broadcast()
+                condition.unlock()
+            case .control:
+                let payload = try ControlFraming.read(from: socket, deadline: deadline)
+                handler(ControlRequest(senderID: peer.rank, senderEpoch: peer.epoch, payload: payload, socket: socket))
+            case nil:
+                throw HandshakeError.garbage(from: socket.endpoint)
+            }
+        } catch {
+            condition.lock()
+            refused += 1
+            condition.unlock()
+            logger.warning("member \(memberID) refused a connection: \(error)")
+            socket.close()
+        }
+    }
+
+    /// Waits for the ring connection member `from` opens for `epoch`; nil at the deadline.
+    func ringConnection(from id: Int, epoch: UInt64, deadline: Deadline) -> Socket? {
+        let key = RingKey(from: id, epoch: epoch)
+        condition.lock()
+        defer { condition.unlock() }
+        while ringSockets[key] == nil && !stopped {
+            if !condition.wait(until: Date(timeIntervalSinceNow: max(0, Double(deadline.pollMilliseconds) / 1000))) {
+                if deadline.hasPassed { break }
+            }
+        }
+        // Older epochs' connections will never be used.
+        for (old, socket) in ringSockets where old.epoch < epoch {
+            socket.close()
+            ringSockets[old] = nil
+        }
+        return ringSockets.removeValue(forKey: key)
+    }
+
+    /// Opens an authenticated connection to `address` with `intent`, as member `id` at `epoch`.
+    func open(_ address: MemberAddress, intent: Intent, id: Int, epoch: UInt64, deadline: Deadline) throws -> Socket {
+        let socket = try Socket.connect(host: address.host, port: address.port, deadline: deadline, retryRefused: false)
+        let peer = try Handshake.connect(socket, credentials: credentials, purpose: .member, rank: id, epoch: epoch, deadline: deadline)
+        guard address.id == MemberNode.newcomerID || peer == address.id else {
+            socket.close()
+            throw SocketError("connect", endpoint: socket.endpoint, reason: "expected member \(address.id), reached member \(peer)")
+        }
+        try socket.writeAll([intent.rawValue], deadline: deadline)
+        return socket
+    }
+
+    /// Sends a control message to `address` as member `id` at `epoch` and waits for the answer.
+    /// A refused connection fails at once (the member is gone); otherwise the wait is bounded.
+    /// - Throws: `SocketError` (unreachable, closed without answer, timed out) or
+    ///   `HandshakeError` (it does not know the secret).
+    public func request(_ payload: [UInt8], to address: MemberAddress, id: Int, epoch: UInt64, timeout: Duration) throws -> [UInt8] {
+        let deadline = Deadline(after: timeout)
+        let socket = try open(address, intent: .control, id: id, epoch: epoch, deadline: deadline)
+        defer { socket.close() }
+        try ControlFraming.write(payload, to: socket, deadline: deadline)
+        return try ControlFraming.read(from: socket, deadline: deadline)
+    }
+
+    /// Registers this node as launch rank `rank` of `worldSize` with the rendezvous at `server`
+    /// and returns every initial member's address (member id = launch rank).
+    /// - Throws: `SocketError`, `HandshakeError`.
+    public func register(rank: Int, worldSize: Int, server: PeerTable.Endpoint, timeout: Duration) throws -> [MemberAddress] {
+        let deadline = Deadline(after: timeout)
+        let socket = try RendezvousClient.open(server: server.host, port: server.port, rank: rank, credentials: credentials, deadline: deadline)
+        let table = try RendezvousClient.exchange(
+            socket, server: server.host, port: server.port, rank: rank, worldSize: worldSize,
+            endpoint: PeerTable.Endpoint(host: host, port: port), deadline: deadline)
+        return table.endpoints.enumerated().map { MemberAddress(id: $0.offset, host: $0.element.host, port: $0.element.port) }
+    }
+}
