@@ -87,6 +87,7 @@ let package = Package(
         .testTarget(name: "CMPITests", dependencies: ["CMPI"]),
         .testTarget(name: "PhalanxCollectivesTests", dependencies: ["PhalanxCollectives", "PhalanxTesting", "PhalanxTensor"]),
         .testTarget(name: "PhalanxTCPTests", dependencies: ["PhalanxTCP", "PhalanxCollectives", "PhalanxTesting"]),
+        .testTarget(name: "PhalanxElasticTests", dependencies: ["PhalanxElastic", "PhalanxTCP", "PhalanxCheckpoint", "PhalanxTesting"]),
         .testTarget(name: "PhalanxMPITests", dependencies: ["PhalanxMPI", "PhalanxTesting"]),
         .testTarget(
             name: "PhalanxCheckpointTests", dependencies: ["PhalanxCheckpoint", "PhalanxTensor", "PhalanxTesting"],

@@ -12,6 +12,7 @@ import PhalanxElastic
 /// Fault injection for users: `kill:R:S` SIGKILLs member R in the middle of step S (after its
 /// backward pass, before the all-reduce); `leave:R:S` makes member R exit cleanly before step S;
 /// `recoverykill:R:S` SIGKILLs member R as soon as it takes part in a recovery at step ≥ S.
+/// Several faults are separated by commas; `PHALANX_FAULT` takes the same text.
 struct Fault {
     enum Kind: String { case kill, leave, recoverykill }
     let kind: Kind
@@ -21,11 +22,19 @@ struct Fault {
     init(_ text: String) throws {
         let parts = text.split(separator: ":")
         guard parts.count == 3, let kind = Kind(rawValue: String(parts[0])), let member = Int(parts[1]), let step = Int(parts[2]) else {
-            throw UsageError("--fault wants kill:MEMBER:STEP or leave:MEMBER:STEP, got '\(text)'")
+            throw UsageError("--fault wants kill|leave|recoverykill:MEMBER:STEP, got '\(text)'")
         }
         self.kind = kind
         self.member = member
         self.step = step
+    }
+
+    /// Several faults, comma-separated.
+    static func list(_ text: String) throws -> [Fault] { try text.split(separator: ",").map { try Fault(String($0)) } }
+
+    /// The fault of `kind` for `member` at `step`, if one is planned.
+    static func planned(_ faults: [Fault], _ kind: Kind, member: Int, step: Int) -> Bool {
+        faults.contains { $0.kind == kind && $0.member == member && (kind == .recoverykill ? step >= $0.step : step == $0.step) }
     }
 }
 
@@ -52,6 +61,7 @@ func runElastic(_ options: Options) throws {
     elasticOptions.checkpointEvery = options.checkpointEvery
     if let ms = options.failureTimeoutMilliseconds {
         elasticOptions.failureTimeout = .milliseconds(ms)
+        elasticOptions.heartbeatTimeout = .milliseconds(ms * 3 / 4)
         elasticOptions.agreementTimeout = .milliseconds(ms)
     }
     if let seconds = options.joinWaitSeconds { elasticOptions.joinWaitTimeout = .milliseconds(Int(seconds * 1000)) }
@@ -76,16 +86,16 @@ func runElastic(_ options: Options) throws {
     }
     var firstCommitAfterChange = false
     member.onStepOutcome = { outcome in
+        if case let .discarded(step, _) = outcome, Fault.planned(options.faults, .recoverykill, member: member.id, step: step) {
+            if options.json { emit(["event": "killed", "member": member.id, "step": step, "at": Date().timeIntervalSince1970]) }
+            kill(getpid(), SIGKILL)
+        }
         guard options.json else { return }
         switch outcome {
         case let .committed(step, worldSize) where firstCommitAfterChange:
             firstCommitAfterChange = false
             emit(["event": "first_commit", "member": member.id, "step": step, "world_size": worldSize, "at": Date().timeIntervalSince1970])
         case let .discarded(step, reason):
-            if let fault = options.fault, fault.kind == .recoverykill, fault.member == member.id, step >= fault.step {
-                emit(["event": "killed", "member": member.id, "step": step, "at": Date().timeIntervalSince1970])
-                kill(getpid(), SIGKILL)
-            }
             firstCommitAfterChange = true
             emit(["event": "discarded", "member": member.id, "step": step, "reason": reason])
         default: break
@@ -96,7 +106,7 @@ func runElastic(_ options: Options) throws {
     var lossSum = 0.0, lossCount = 0
     let printEvery = options.printEvery ?? sampler.stepsPerEpoch * 5
     let summary = try member.run(state: state, steps: totalSteps) { step in
-        if let fault = options.fault, fault.member == member.id, fault.step == step.index, fault.kind == .leave {
+        if Fault.planned(options.faults, .leave, member: member.id, step: step.index) {
             if options.json { emit(["event": "leaving", "member": member.id, "step": step.index, "at": Date().timeIntervalSince1970]) }
             member.shutdown()
             exit(0)
@@ -110,7 +120,7 @@ func runElastic(_ options: Options) throws {
             try model.backward(loss.gradient)
             lossSum += Double(loss.loss) * Double(indices.count) / Double(globalCount)
         }
-        if let fault = options.fault, fault.member == member.id, fault.step == step.index, fault.kind == .kill {
+        if Fault.planned(options.faults, .kill, member: member.id, step: step.index) {
             if options.json { emit(["event": "killed", "member": member.id, "step": step.index, "at": Date().timeIntervalSince1970]) }
             kill(getpid(), SIGKILL)
         }

@@ -29,7 +29,7 @@ struct Options {
     var elastic = false
     var json = false
     var minimumMembers = 1
-    var fault: Fault?
+    var faults: [Fault] = []
     var failureTimeoutMilliseconds: Int?
     var joinWaitSeconds: Double?
     var stepDelayMilliseconds = 0
@@ -43,7 +43,7 @@ struct Options {
             guard let value = rest.popFirst() else { throw UsageError("missing value after \(flag)") }
             switch flag {
             case "--min-members": minimumMembers = try parse(value, flag)
-            case "--fault": fault = try Fault(value)
+            case "--fault": faults = try Fault.list(value)
             case "--failure-timeout-ms": failureTimeoutMilliseconds = try parse(value, flag)
             case "--join-wait-s": joinWaitSeconds = try parse(value, flag)
             case "--step-delay-ms": stepDelayMilliseconds = try parse(value, flag)
@@ -82,7 +82,7 @@ func evaluate(_ model: Sequential, on data: InMemoryDataset) throws -> Float {
 
 func run() throws {
     var options = try Options(Array(CommandLine.arguments.dropFirst()))
-    if options.fault == nil, let text = ProcessInfo.processInfo.environment["PHALANX_FAULT"] { options.fault = try Fault(text) }
+    if options.faults.isEmpty, let text = ProcessInfo.processInfo.environment["PHALANX_FAULT"] { options.faults = try Fault.list(text) }
     if options.elastic { return try runElastic(options) }
     // Keep freed activation memory in the process: steps then reuse it without page faults.
     MemoryPolicy.keepFreedMemoryForReuse()

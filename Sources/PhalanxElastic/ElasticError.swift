@@ -21,7 +21,7 @@ public enum ElasticError: Error, CustomStringConvertible, Sendable, Equatable {
                 + (checkpoint.map { "state saved to \($0); restart the job to resume from it" } ?? "no checkpoint directory was configured")
         case let .evicted(id, epoch, reason): return "member \(id) was removed from the job at epoch \(epoch): \(reason)"
         case let .joinRefused(reason): return "join refused: \(reason)"
-        case let .noMemberReachable(tried, lastError): return "no member of the job could be reached (tried \(tried.joined(separator: ", "))): \(lastError)"
+        case let .noMemberReachable(tried, lastError): return "no member of the job admitted this process: \(tried.isEmpty ? lastError : tried.joined(separator: "; "))"
         case let .recoveryFailed(step, reason): return "recovery failed at step \(step): \(reason)"
         case let .protocolViolation(message): return "control protocol violation: \(message)"
         }

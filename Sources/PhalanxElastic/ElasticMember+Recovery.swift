@@ -110,7 +110,8 @@ extension ElasticMember {
         let wait = options.agreementTimeout * 2 + options.joinWaitTimeout + .seconds(3)
         let reply: ControlMessage
         do {
-            reply = try ControlMessage.decode(try node.request(message.encoded(), to: coordinator, id: id, epoch: current.epoch, timeout: wait))
+            reply = try ControlMessage.decode(try node.request(
+                message.encoded(), to: coordinator, id: id, epoch: current.epoch, timeout: wait, handshakeTimeout: options.handshakeTimeout))
         } catch {
             logger.warning("member \(id): coordinator \(coordinator) unreachable: \(error)")
             return nil

@@ -80,7 +80,7 @@ extension ElasticMember {
     ) throws -> ElasticMember {
         let node = try MemberNode(host: host, credentials: credentials, logger: logger)
         let heartbeat = try HeartbeatService(host: host, port: node.port, credentials: credentials,
-                                             interval: options.heartbeatInterval, timeout: options.failureTimeout, logger: logger)
+                                             interval: options.heartbeatInterval, timeout: options.heartbeatTimeout, logger: logger)
         let placeholder = Membership(epoch: 0, members: [], nextID: 0)
         let member = ElasticMember(options: options, node: node, heartbeat: heartbeat, membership: placeholder, id: MemberNode.newcomerID, logger: logger)
         member.listen()
@@ -98,18 +98,18 @@ extension ElasticMember {
     func admit(candidates: [MemberAddress]) throws {
         var queue = candidates
         var tried: [String] = []
-        var lastError = "no address given"
+        var lastError = candidates.isEmpty ? "no address given" : "the join deadline passed"
         let deadline = ContinuousClock.now + options.startTimeout
         var request = ControlMessage(kind: .join, epoch: 0, sender: MemberNode.newcomerID)
         request.address = node.address(id: MemberNode.newcomerID)
         let wait = options.agreementTimeout * 2 + options.joinWaitTimeout + .seconds(5)
         while !queue.isEmpty, ContinuousClock.now < deadline {
             let target = queue.removeFirst()
-            tried.append("\(target.host):\(target.port)")
             let reply: ControlMessage
             do {
                 reply = try ControlMessage.decode(try node.request(request.encoded(), to: target, id: MemberNode.newcomerID, epoch: 0, timeout: wait))
             } catch {
+                tried.append("\(target.host):\(target.port) (\(error))")
                 lastError = "\(error)"
                 continue
             }

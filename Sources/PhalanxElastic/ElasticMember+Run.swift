@@ -65,7 +65,9 @@ extension ElasticMember {
                 switch error {
                 case let failure as CollectiveError:
                     cause = failure.message
-                    if failure.code == .connectionLost || failure.code == .timeout, let peer = failure.peer, peer < membership.members.count {
+                    // A closed connection names the dead neighbour; a timeout does not (the ring
+                    // stalls behind a hung member): heartbeats name that one.
+                    if failure.code == .connectionLost, let peer = failure.peer, peer < membership.members.count {
                         suspects.insert(membership.members[peer].id)
                     }
                 case let interrupted as Interrupted:
@@ -96,6 +98,8 @@ extension ElasticMember {
         suspected = []
         lock.unlock()
         interruption.reset()
+        id = MemberNode.newcomerID
+        node.memberID = MemberNode.newcomerID
         try admit(candidates: known)
     }
 

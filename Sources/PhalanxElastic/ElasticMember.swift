@@ -95,7 +95,8 @@ public final class ElasticMember: @unchecked Sendable {
     /// Joins the job described by the environment: as an initial member (rank, world size and
     /// rendezvous from PHALANX_*/torchrun/OMPI/Slurm variables; rank 0 hosts the rendezvous
     /// unless `PHALANX_RENDEZVOUS_EXTERNAL=1`), or as a joiner when `PHALANX_JOIN` names member
-    /// addresses ("host:port,…") or `PHALANX_PEERS_FILE` lists them.
+    /// addresses ("host:port,…"), or is "1" and `PHALANX_PEERS_FILE` lists them (members append
+    /// their address to that file when it is set).
     /// - Throws: `SocketError`, `HandshakeError`, `CollectiveError`, `ElasticError`.
     public static func start(
         options: ElasticOptions = ElasticOptions(), variables: [String: String] = LaunchEnvironment.processEnvironment(),
@@ -104,18 +105,17 @@ public final class ElasticMember: @unchecked Sendable {
         let credentials = try JobCredentials.fromEnvironment(variables, logger: logger)
         let peersFile = variables["PHALANX_PEERS_FILE"]
         if let join = variables["PHALANX_JOIN"] {
-            let addresses = join.split(separator: ",").map(String.init)
-            return try ElasticMember.join(addresses: addresses, host: variables["PHALANX_HOST"] ?? "127.0.0.1", credentials: credentials, options: options, logger: logger)
+            // "host:port,…", or "1" to read the members' addresses from the peers file.
+            let addresses = join == "1" ? peersFile.map(PeersFile.read) ?? [] : join.split(separator: ",").map(String.init)
+            return try ElasticMember.join(
+                addresses: addresses, host: variables["PHALANX_HOST"] ?? variables["PHALANX_MASTER_ADDR"] ?? "127.0.0.1",
+                credentials: credentials, options: options, logger: logger)
         }
         let environment = try LaunchEnvironment.detect(from: variables)
-        if environment.rank >= environment.worldSize, let peersFile {
-            let addresses = PeersFile.read(peersFile)
-            return try ElasticMember.join(addresses: addresses, host: variables["PHALANX_HOST"] ?? environment.masterAddress, credentials: credentials, options: options, logger: logger)
-        }
         let host = variables["PHALANX_HOST"] ?? environment.masterAddress
         let node = try MemberNode(host: host, credentials: credentials, logger: logger)
         let heartbeat = try HeartbeatService(host: host, port: node.port, credentials: credentials,
-                                             interval: options.heartbeatInterval, timeout: options.failureTimeout, logger: logger)
+                                             interval: options.heartbeatInterval, timeout: options.heartbeatTimeout, logger: logger)
         node.memberID = environment.rank
         var server: RendezvousServer?
         if environment.rank == 0, environment.worldSize > 1, variables["PHALANX_RENDEZVOUS_EXTERNAL"] != "1" {

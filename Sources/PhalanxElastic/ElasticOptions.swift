@@ -1,9 +1,16 @@
 /// How an elastic job detects failures, agrees on members and checkpoints.
 public struct ElasticOptions: Sendable {
-    /// Seconds between heartbeats to ring neighbours.
-    public var heartbeatInterval: Duration = .milliseconds(200)
-    /// Silence after which a neighbour is suspected (also the collectives' inactivity timeout).
+    /// Time between heartbeats to ring neighbours.
+    public var heartbeatInterval: Duration = .milliseconds(100)
+    /// Heartbeat silence after which a neighbour is suspected of being hung. Shorter than
+    /// `failureTimeout`, so that the hung member itself is named, not its stalled neighbours.
+    public var heartbeatTimeout: Duration = .milliseconds(1500)
+    /// A collective that makes no progress for this long fails (a backstop: a dead member
+    /// closes its connections at once, a hung one is found by heartbeats first).
     public var failureTimeout: Duration = .seconds(2)
+    /// Bound on reaching a member's listener and passing the handshake (a hung member accepts
+    /// connections in its kernel but never answers).
+    public var handshakeTimeout: Duration = .milliseconds(500)
     /// How long a coordinator waits for the members it has not heard from before it declares
     /// them lost.
     public var agreementTimeout: Duration = .seconds(2)

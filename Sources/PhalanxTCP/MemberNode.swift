@@ -157,24 +157,41 @@ public final class MemberNode: @unchecked Sendable {
     }
 
     /// Opens an authenticated connection to `address` with `intent`, as member `id` at `epoch`.
+    /// A newly admitted member may still answer as a newcomer for a few milliseconds (it learns
+    /// its id with the decision): that answer is retried until the deadline.
     func open(_ address: MemberAddress, intent: Intent, id: Int, epoch: UInt64, deadline: Deadline) throws -> Socket {
-        let socket = try Socket.connect(host: address.host, port: address.port, deadline: deadline, retryRefused: false)
-        let peer = try Handshake.connect(socket, credentials: credentials, purpose: .member, rank: id, epoch: epoch, deadline: deadline)
-        guard address.id == MemberNode.newcomerID || peer == address.id else {
+        while true {
+            let socket = try Socket.connect(host: address.host, port: address.port, deadline: deadline, retryRefused: false)
+            let peer: Int
+            do {
+                peer = try Handshake.connect(socket, credentials: credentials, purpose: .member, rank: id, epoch: epoch, deadline: deadline)
+            } catch let error as SocketError where error.isConnectionLost {
+                socket.close()
+                throw SocketError("handshake", endpoint: socket.endpoint,
+                                  reason: "the member closed the connection during the handshake: it refused us (wrong job secret or job id?)")
+            }
+            if address.id == MemberNode.newcomerID || peer == address.id {
+                try socket.writeAll([intent.rawValue], deadline: deadline)
+                return socket
+            }
             socket.close()
-            throw SocketError("connect", endpoint: socket.endpoint, reason: "expected member \(address.id), reached member \(peer)")
+            guard peer == MemberNode.newcomerID, !deadline.hasPassed else {
+                throw SocketError("connect", endpoint: socket.endpoint, reason: "expected member \(address.id), reached member \(peer)")
+            }
+            usleep(2_000)
         }
-        try socket.writeAll([intent.rawValue], deadline: deadline)
-        return socket
     }
 
-    /// Sends a control message to `address` as member `id` at `epoch` and waits for the answer.
-    /// A refused connection fails at once (the member is gone); otherwise the wait is bounded.
+    /// Sends a control message to `address` as member `id` at `epoch` and waits up to `timeout`
+    /// for the answer. A refused connection fails at once (the member is gone), and a member
+    /// that does not finish the handshake within `handshakeTimeout` (hung) fails then.
     /// - Throws: `SocketError` (unreachable, closed without answer, timed out) or
     ///   `HandshakeError` (it does not know the secret).
-    public func request(_ payload: [UInt8], to address: MemberAddress, id: Int, epoch: UInt64, timeout: Duration) throws -> [UInt8] {
+    public func request(
+        _ payload: [UInt8], to address: MemberAddress, id: Int, epoch: UInt64, timeout: Duration, handshakeTimeout: Duration = .seconds(1)
+    ) throws -> [UInt8] {
         let deadline = Deadline(after: timeout)
-        let socket = try open(address, intent: .control, id: id, epoch: epoch, deadline: deadline)
+        let socket = try open(address, intent: .control, id: id, epoch: epoch, deadline: Deadline(after: min(timeout, handshakeTimeout)))
         defer { socket.close() }
         try ControlFraming.write(payload, to: socket, deadline: deadline)
         return try ControlFraming.read(from: socket, deadline: deadline)

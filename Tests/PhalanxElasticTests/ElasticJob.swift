@@ -1,0 +1,94 @@
+import Foundation
+import PhalanxCheckpoint
+import PhalanxTCP
+import PhalanxTesting
+
+/// An elastic DigitsMLP job on loopback: the test hosts the rendezvous (port 0), the members
+/// print JSON lines, write their final weights into a temporary directory and list their
+/// addresses in a peers file for joiners.
+final class ElasticJob {
+    static let baseArguments = ["--elastic", "--json", "--hidden", "32", "--batch-size", "64", "--lr", "0.003"]
+
+    let server: RendezvousServer
+    let workers: WorkerProcesses
+    let secret: String
+    let directory: String
+    let worldSize: Int
+
+    init(worldSize: Int, steps: Int, extra: [String] = [], directory: String? = nil) throws {
+        let secret = JobCredentials.randomSecret()
+        let credentials = JobCredentials(jobID: "elastic-test", secret: Array(secret.utf8))
+        server = try RendezvousServer(host: "127.0.0.1", port: 0, worldSize: worldSize, credentials: credentials, timeout: .seconds(60))
+        server.start()
+        let directory = directory ?? ElasticJob.temporaryDirectory()
+        self.directory = directory
+        self.secret = secret
+        self.worldSize = worldSize
+        let port = server.port
+        let arguments = ElasticJob.baseArguments + ["--steps", "\(steps)", "--save", "\(directory)/weights-{member}.safetensors"] + extra
+        workers = try WorkerProcesses(executable: "DigitsMLP", arguments: arguments, count: worldSize) { rank in
+            ElasticJob.environment(rank: rank, worldSize: worldSize, port: port, secret: secret, directory: directory)
+        }
+    }
+
+    static func environment(rank: Int, worldSize: Int, port: UInt16, secret: String, directory: String) -> [String: String] {
+        [
+            "PHALANX_RANK": "\(rank)", "PHALANX_WORLD_SIZE": "\(worldSize)", "PHALANX_MASTER_ADDR": "127.0.0.1",
+            "PHALANX_MASTER_PORT": "\(port)", "PHALANX_RENDEZVOUS_EXTERNAL": "1", "PHALANX_JOB_ID": "elastic-test",
+            "PHALANX_JOB_SECRET": secret, "PHALANX_PEERS_FILE": "\(directory)/peers", "OPENBLAS_NUM_THREADS": "1",
+        ]
+    }
+
+    static func temporaryDirectory() -> String {
+        let path = NSTemporaryDirectory() + "phalanx-elastic-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Starts a process that joins this job through the peers file (with `secret`, or the job's).
+    func joiner(steps: Int, secret: String? = nil, extra: [String] = []) throws -> WorkerProcesses {
+        let arguments = ElasticJob.baseArguments + ["--steps", "\(steps)", "--save", "\(directory)/weights-{member}.safetensors"] + extra
+        let port = server.port, worldSize = self.worldSize, directory = self.directory
+        let key = secret ?? self.secret
+        return try WorkerProcesses(executable: "DigitsMLP", arguments: arguments, count: 1) { _ in
+            var variables = ElasticJob.environment(rank: 0, worldSize: worldSize, port: port, secret: key, directory: directory)
+            variables["PHALANX_JOIN"] = "1"
+            return variables
+        }
+    }
+
+    /// The final weights member `id` wrote, flattened in name order.
+    func weights(member id: Int) throws -> [Float] {
+        try ElasticJob.weights(at: "\(directory)/weights-\(id).safetensors")
+    }
+
+    static func weights(at path: String) throws -> [Float] {
+        let file = try SafetensorsFile(path: path)
+        var values: [Float] = []
+        for entry in file.entries.sorted(by: { $0.name < $1.name }) {
+            var part = [Float](repeating: 0, count: entry.count)
+            try part.withUnsafeMutableBufferPointer { try file.read(named: entry.name, into: $0) }
+            values += part
+        }
+        return values
+    }
+
+    /// ‖a − b‖ / ‖b‖.
+    static func relativeDifference(_ a: [Float], _ b: [Float]) -> Double {
+        guard a.count == b.count, !b.isEmpty else { return .infinity }
+        var difference = 0.0, norm = 0.0
+        for (x, y) in zip(a, b) {
+            difference += Double(x - y) * Double(x - y)
+            norm += Double(y) * Double(y)
+        }
+        return (difference / max(norm, 1e-30)).squareRoot()
+    }
+}
+
+extension WorkerProcesses.Output {
+    /// The JSON events of this process with `event == name`.
+    func events(_ name: String) -> [[String: Any]] { jsonLines.filter { $0["event"] as? String == name } }
+
+    /// The "done" event, if the process finished.
+    var done: [String: Any]? { events("done").last }
+}
