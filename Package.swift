@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "phalanx-bench",
             dependencies: [
-                "Phalanx", "CBLAS", "CMPI", "PhalanxMPI", "PhalanxTesting", "PhalanxCheckpoint",
+                "Phalanx", "CBLAS", "CMPI", "PhalanxMPI", "PhalanxTesting", "PhalanxCheckpoint", "PhalanxElastic",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -13,7 +13,24 @@ import PhalanxTensor
 /// ```swift
 /// let state = ElasticState(model: model, optimizer: optimizer)
 /// ```
+///
+/// Committing copies the state (`.snapshot`, safe for any step) unless the policy is
+/// `.inPlace`: then nothing is copied, and the step closure promises not to change the state
+/// before its last collective has succeeded (the usual forward → backward → all-reduce →
+/// update), so a failed step has left the state untouched.
 public final class ElasticState {
+    /// How commits protect the state against a step that fails halfway.
+    public enum CommitPolicy: Sendable, Equatable {
+        /// Each commit copies every buffer; a failed step is rolled back from the copy. Costs one
+        /// copy of the state per step.
+        case snapshot
+        /// No copy: the step closure changes the state only after its last collective succeeded.
+        case inPlace
+    }
+
+    /// The policy in force.
+    public let policy: CommitPolicy
+
     /// One registered buffer and the names of the tensors in it (for checkpoints).
     public struct Entry {
         /// The group name, e.g. "model".
@@ -40,13 +57,14 @@ public final class ElasticState {
     private var dirty = false
 
     /// Makes an empty state at `step`.
-    public init(step: Int = 0) {
+    public init(step: Int = 0, policy: CommitPolicy = .snapshot) {
         self.step = step
+        self.policy = policy
     }
 
     /// A state holding a model's parameters and an optimizer's state and step count.
-    public convenience init(model: Sequential, optimizer: any Optimizer, step: Int = 0) {
-        self.init(step: step)
+    public convenience init(model: Sequential, optimizer: any Optimizer, step: Int = 0, policy: CommitPolicy = .snapshot) {
+        self.init(step: step, policy: policy)
         register("model", model.store.values, tensors: model.store.layout.entries.map { ($0.name, $0.shape, $0.offset) })
         register("optimizer", optimizer.state, tensors: optimizer.stateLayout.entries.map { ($0.name, $0.shape, $0.offset) })
         registerCounter("optimizer.stepCount", get: { optimizer.stepCount }, set: { optimizer.stepCount = $0 })
@@ -55,8 +73,9 @@ public final class ElasticState {
 
     /// Adds a buffer to the state (call before training; the committed copy starts equal).
     public func register(_ name: String, _ buffer: FlatBuffer, tensors: [(name: String, shape: [Int], offset: Int)]) {
-        let committed = FlatBuffer(count: buffer.count)
-        if buffer.count > 0 { committed.baseAddress.update(from: buffer.baseAddress, count: buffer.count) }
+        // In place, the live buffer is its own committed copy.
+        let committed = policy == .inPlace ? buffer : FlatBuffer(count: buffer.count)
+        if buffer.count > 0, committed !== buffer { committed.baseAddress.update(from: buffer.baseAddress, count: buffer.count) }
         entries.append(Entry(name: name, buffer: buffer, tensors: tensors, committed: committed))
     }
 
@@ -77,7 +96,7 @@ public final class ElasticState {
 
     /// Copies the live buffers and counters into the committed copy (at the current step).
     public func commit() {
-        for entry in entries where entry.buffer.count > 0 {
+        for entry in entries where entry.buffer.count > 0 && entry.committed !== entry.buffer {
             entry.committed.baseAddress.update(from: entry.buffer.baseAddress, count: entry.buffer.count)
         }
         committedCounters = counters.map { $0.get() }
@@ -89,7 +108,7 @@ public final class ElasticState {
 
     /// Brings back the committed buffers and counters (a discarded step leaves no trace).
     public func restore() {
-        guard dirty else { return }
+        guard dirty, policy == .snapshot else { return }
         for entry in entries where entry.buffer.count > 0 {
             entry.buffer.baseAddress.update(from: entry.committed.baseAddress, count: entry.buffer.count)
         }

@@ -108,6 +108,7 @@ public final class MemberNode: @unchecked Sendable {
 
     private func serve(_ socket: Socket, _ handler: @Sendable (ControlRequest) -> Void) {
         let deadline = Deadline(after: .seconds(5))
+        socket.setNoDelay()
         do {
             let peer = try Handshake.accept(socket, credentials: credentials, purpose: .member, rank: memberID, epoch: 0, deadline: deadline)
             let intent = try socket.readExactly(1, deadline: deadline)
@@ -162,6 +163,7 @@ public final class MemberNode: @unchecked Sendable {
     func open(_ address: MemberAddress, intent: Intent, id: Int, epoch: UInt64, deadline: Deadline) throws -> Socket {
         while true {
             let socket = try Socket.connect(host: address.host, port: address.port, deadline: deadline, retryRefused: false)
+            socket.setNoDelay()
             let peer: Int
             do {
                 peer = try Handshake.connect(socket, credentials: credentials, purpose: .member, rank: id, epoch: epoch, deadline: deadline)

@@ -149,6 +149,13 @@ final class Socket: @unchecked Sendable {
         }
     }
 
+    /// TCP_NODELAY: small control messages leave at once instead of waiting for the peer's
+    /// delayed acknowledgement (up to 40 ms on Linux).
+    func setNoDelay() {
+        var one: Int32 = 1
+        _ = setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    }
+
     /// TCP_NODELAY (no Nagle delay on small frames) and large kernel buffers.
     func configureForData(bufferBytes: Int32 = 4 << 20) {
         var one: Int32 = 1

@@ -71,23 +71,8 @@ struct AllReduceCommand: ParsableCommand {
         if !json { AllReduceReport.print(lines, raw: raw, duplex: duplex) }
     }
 
-    /// This executable: the workers are more copies of it.
-    private func worker() -> String { Bundle.main.executablePath ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().path }
-
     private func tcpJob(ranks p: Int, arguments: [String]) throws -> [[String: Any]] {
-        let secret = JobCredentials.randomSecret()
-        let server = try RendezvousServer(
-            host: "127.0.0.1", port: 0, worldSize: p, credentials: JobCredentials(jobID: "bench", secret: Array(secret.utf8)))
-        server.start()
-        let job = try WorkerProcesses(executable: worker(), arguments: ["allreduce-worker"] + arguments, count: p) { rank in
-            [
-                "PHALANX_RANK": "\(rank)", "PHALANX_WORLD_SIZE": "\(p)", "PHALANX_MASTER_ADDR": "127.0.0.1",
-                "PHALANX_MASTER_PORT": "\(server.port)", "PHALANX_RENDEZVOUS_EXTERNAL": "1", "PHALANX_JOB_ID": "bench",
-                "PHALANX_JOB_SECRET": secret,
-            ]
-        }
-        let outputs = job.wait(timeout: .seconds(600))
-        return outputs.flatMap(\.jsonLines)
+        try LoopbackJob.run(ranks: p, arguments: ["allreduce-worker"] + arguments).flatMap(\.jsonLines)
     }
 
     /// Runs the worker under mpirun; with `rendezvous`, also hosts a TCP rendezvous and hands its
@@ -106,7 +91,7 @@ struct AllReduceCommand: ParsableCommand {
             ] { exports += ["-x", "\(key)=\(value)"] }
         }
         let job = try WorkerProcesses(
-            executable: "/usr/bin/mpirun", arguments: ["--oversubscribe", "-np", "\(p)"] + mpiOptions + exports + [worker(), "allreduce-worker"] + arguments,
+            executable: "/usr/bin/mpirun", arguments: ["--oversubscribe", "-np", "\(p)"] + mpiOptions + exports + [LoopbackJob.executable, "allreduce-worker"] + arguments,
             count: 1
         ) { _ in ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"] }
         return withExtendedLifetime(server) { job.wait(timeout: .seconds(600)).flatMap(\.jsonLines) }
