@@ -122,9 +122,9 @@ extension ElasticMember {
                 guard let decision = reply.decision, let assigned = reply.address else {
                     throw ElasticError.protocolViolation("a decision without the assigned id")
                 }
-                id = assigned.id
                 node.memberID = assigned.id
                 lock.lock()
+                id = assigned.id
                 sharedMembership = decision.membership
                 lastDecision = decision
                 lock.unlock()

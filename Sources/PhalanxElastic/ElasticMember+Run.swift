@@ -96,9 +96,9 @@ extension ElasticMember {
         transport = nil
         lock.lock()
         suspected = []
+        id = MemberNode.newcomerID
         lock.unlock()
         interruption.reset()
-        id = MemberNode.newcomerID
         node.memberID = MemberNode.newcomerID
         try admit(candidates: known)
     }

@@ -1,0 +1,92 @@
+import Foundation
+import PhalanxCheckpoint
+import PhalanxCollectives
+@testable import PhalanxElastic
+import PhalanxNN
+import PhalanxTensor
+import PhalanxTesting
+import Testing
+
+/// Commit, restore, synchronisation and checkpoints of the elastic state, in one process.
+struct ElasticStateTests {
+    func makeModel(seed: UInt64) throws -> (Sequential, SGD) {
+        let model = try Sequential([Linear(5, 7), ReLU(), Linear(7, 3)], seed: seed)
+        let optimizer = try SGD(layout: model.store.layout, learningRate: 0.1, momentum: 0.9)
+        return (model, optimizer)
+    }
+
+    @Test func aSnapshotRollsBackAFailedStep() throws {
+        let (model, optimizer) = try makeModel(seed: 1)
+        let state = ElasticState(model: model, optimizer: optimizer)
+        let before = Array(model.store.values.buffer)
+        state.markDirty()
+        model.store.gradients.buffer.update(repeating: 1)
+        try optimizer.step(model.store)
+        #expect(Array(model.store.values.buffer) != before)
+        #expect(optimizer.stepCount == 1)
+        state.restore()
+        #expect(Array(model.store.values.buffer) == before)
+        #expect(optimizer.stepCount == 0)
+        #expect(optimizer.state.buffer.allSatisfy { $0 == 0 })
+
+        state.markDirty()
+        try optimizer.step(model.store)
+        state.commitStep()
+        let committed = Array(model.store.values.buffer)
+        state.markDirty()
+        try optimizer.step(model.store)
+        state.restore()
+        #expect(Array(model.store.values.buffer) == committed)
+        #expect(state.step == 1 && optimizer.stepCount == 1)
+    }
+
+    @Test func inPlaceCommitsCopyNothing() throws {
+        let (model, optimizer) = try makeModel(seed: 2)
+        let state = ElasticState(model: model, optimizer: optimizer, policy: .inPlace)
+        #expect(state.entries.allSatisfy { $0.committed === $0.buffer })
+        state.markDirty()
+        try optimizer.step(model.store)
+        let updated = Array(model.store.values.buffer)
+        state.restore()  // nothing to roll back to: the closure promised not to fail after updating
+        #expect(Array(model.store.values.buffer) == updated)
+    }
+
+    @Test func syncGivesEveryMemberTheSourceStateBitForBit() throws {
+        let ring = InProcessRing(worldSize: 3)
+        let results = RankThreads.run(count: 3) { rank in
+            Result { () -> ([Float], [Float], Int, Int) in
+                let (model, optimizer) = try makeModel(seed: UInt64(10 + rank))
+                let state = ElasticState(model: model, optimizer: optimizer, step: rank == 1 ? 42 : 40)
+                optimizer.stepCount = rank == 1 ? 1_000_000_007 : 3
+                optimizer.state.buffer.update(repeating: Float(rank) + 0.5)
+                state.commit()
+                try state.sync(over: RingCommunicator(transport: ring.transport(rank: rank), epoch: 0), from: 1, options: .default)
+                return (Array(model.store.values.buffer), Array(optimizer.state.buffer), state.step, optimizer.stepCount)
+            }
+        }
+        let values = try results.map { try $0.get() }
+        for value in values {
+            #expect(value.0.map(\.bitPattern) == values[1].0.map(\.bitPattern))
+            #expect(value.1 == values[1].1)
+            #expect(value.2 == 42)
+            #expect(value.3 == 1_000_000_007)
+        }
+    }
+
+    @Test func aCheckpointRoundTrips() throws {
+        let (model, optimizer) = try makeModel(seed: 3)
+        let state = ElasticState(model: model, optimizer: optimizer, step: 17)
+        optimizer.stepCount = 17
+        optimizer.state.buffer.update(repeating: 0.25)
+        state.commit()
+        let directory = NSTemporaryDirectory() + "phalanx-state-\(UUID().uuidString)"
+        let store = try CheckpointStore(directory: directory)
+        let path = try store.save(try state.checkpointSnapshot(epoch: 0, dataCursor: 17, worldSize: 3))
+        let (other, otherOptimizer) = try makeModel(seed: 4)
+        let restored = ElasticState(model: other, optimizer: otherOptimizer)
+        try restored.load(try store.load(path: path))
+        #expect(restored.step == 17 && otherOptimizer.stepCount == 17)
+        #expect(Array(other.store.values.buffer) == Array(model.store.values.buffer))
+        #expect(Array(otherOptimizer.state.buffer) == Array(optimizer.state.buffer))
+    }
+}
