@@ -11,10 +11,12 @@ import PhalanxElastic
 
 /// Fault injection for users: `kill:R:S` SIGKILLs member R in the middle of step S (after its
 /// backward pass, before the all-reduce); `leave:R:S` makes member R exit cleanly before step S;
-/// `recoverykill:R:S` SIGKILLs member R as soon as it takes part in a recovery at step ≥ S.
+/// `recoverykill:R:S` SIGKILLs member R as soon as it takes part in a recovery at step ≥ S;
+/// `changekill:R:S` SIGKILLs member R right after it applied a change of members at step ≥ S
+/// (while the others rebuild the ring and synchronise).
 /// Several faults are separated by commas; `PHALANX_FAULT` takes the same text.
 struct Fault {
-    enum Kind: String { case kill, leave, recoverykill }
+    enum Kind: String { case kill, leave, recoverykill, changekill }
     let kind: Kind
     let member: Int
     let step: Int
@@ -22,7 +24,7 @@ struct Fault {
     init(_ text: String) throws {
         let parts = text.split(separator: ":")
         guard parts.count == 3, let kind = Kind(rawValue: String(parts[0])), let member = Int(parts[1]), let step = Int(parts[2]) else {
-            throw UsageError("--fault wants kill|leave|recoverykill:MEMBER:STEP, got '\(text)'")
+            throw UsageError("--fault wants kill|leave|recoverykill|changekill:MEMBER:STEP, got '\(text)'")
         }
         self.kind = kind
         self.member = member
@@ -34,7 +36,7 @@ struct Fault {
 
     /// The fault of `kind` for `member` at `step`, if one is planned.
     static func planned(_ faults: [Fault], _ kind: Kind, member: Int, step: Int) -> Bool {
-        faults.contains { $0.kind == kind && $0.member == member && (kind == .recoverykill ? step >= $0.step : step == $0.step) }
+        faults.contains { $0.kind == kind && $0.member == member && ([.recoverykill, .changekill].contains(kind) ? step >= $0.step : step == $0.step) }
     }
 }
 
@@ -74,6 +76,10 @@ func runElastic(_ options: Options) throws {
         print("member \(member.id) of \(member.worldSize): \(model.parameterCount) parameters, \(totalSteps) steps of \(options.batchSize) samples")
     }
     member.onMembershipChange = { change in
+        if Fault.planned(options.faults, .changekill, member: member.id, step: change.redoStep) {
+            if options.json { emit(["event": "killed", "member": member.id, "step": change.redoStep, "at": Date().timeIntervalSince1970]) }
+            kill(getpid(), SIGKILL)
+        }
         if options.json {
             emit(["event": "change", "member": member.id, "epoch": Int(change.epoch), "members": change.members, "lost": change.lost,
                   "joined": change.joined, "redo_step": change.redoStep, "interrupted_step": change.interruptedStep,
@@ -105,7 +111,7 @@ func runElastic(_ options: Options) throws {
     let start = Date()
     var lossSum = 0.0, lossCount = 0
     let printEvery = options.printEvery ?? sampler.stepsPerEpoch * 5
-    let summary = try member.run(state: state, steps: totalSteps) { step in
+    let summary = try member.run(state: state, until: totalSteps) { step in
         if Fault.planned(options.faults, .leave, member: member.id, step: step.index) {
             if options.json { emit(["event": "leaving", "member": member.id, "step": step.index, "at": Date().timeIntervalSince1970]) }
             member.shutdown()

@@ -18,6 +18,8 @@ struct ControlMessage: Codable, Sendable {
         case refuse
         /// coordinator → members: too few members and no joiner: save and stop.
         case stop
+        /// "which epoch are you at?", answered at once with the same kind and the epoch.
+        case probe
     }
 
     var kind: Kind

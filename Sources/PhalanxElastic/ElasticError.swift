@@ -12,6 +12,8 @@ public enum ElasticError: Error, CustomStringConvertible, Sendable, Equatable {
     case recoveryFailed(step: Int, reason: String)
     /// A peer sent a control message that could not be understood.
     case protocolViolation(String)
+    /// `ElasticOptions` that contradict each other.
+    case invalidOptions(String)
 
     /// A one-line explanation.
     public var description: String {
@@ -24,6 +26,7 @@ public enum ElasticError: Error, CustomStringConvertible, Sendable, Equatable {
         case let .noMemberReachable(tried, lastError): return "no member of the job admitted this process: \(tried.isEmpty ? lastError : tried.joined(separator: "; "))"
         case let .recoveryFailed(step, reason): return "recovery failed at step \(step): \(reason)"
         case let .protocolViolation(message): return "control protocol violation: \(message)"
+        case let .invalidOptions(message): return "invalid elastic options: \(message)"
         }
     }
 }

@@ -31,7 +31,8 @@ extension ElasticMember {
         logger.warning("member \(id): membership change at step \(interruptedStep): \(cause)")
         let giveUp = ContinuousClock.now + options.agreementTimeout * 4 + options.joinWaitTimeout + options.rebuildTimeout * 2 + .seconds(10)
         while true {
-            heartbeat.watch(id: id, epoch: current.epoch, peers: [])
+            // Keep beating (so nobody takes this member for hung) but suspect no one meanwhile.
+            heartbeat.suspend()
             heartbeat.alert(id: id, epoch: current.epoch, to: current.members.filter { $0.id != id && !suspects.contains($0.id) })
             guard ContinuousClock.now < giveUp else {
                 throw ElasticError.recoveryFailed(step: state.step, reason: "no agreement within the recovery bounds (last cause: \(cause))")
@@ -39,11 +40,13 @@ extension ElasticMember {
             guard let coordinator = current.members.first(where: { !suspects.contains($0.id) }) else {
                 throw ElasticError.recoveryFailed(step: state.step, reason: "every member is suspected")
             }
+            // A member whose state a failed synchronisation damaged can be no one's source.
+            let committed = state.damaged ? -1 : state.step
             let agreement: Agreement
             if coordinator.id == id {
-                agreement = try coordinate(current, suspects: &suspects, committed: state.step)
+                agreement = try coordinate(current, suspects: &suspects, committed: committed)
             } else {
-                guard let answer = ask(coordinator, current: current, suspects: suspects, committed: state.step) else {
+                guard let answer = ask(coordinator, current: current, suspects: suspects, committed: committed) else {
                     suspects.insert(coordinator.id)
                     continue
                 }
@@ -52,6 +55,7 @@ extension ElasticMember {
             let decision: Decision
             switch agreement {
             case let .stop(source, members):
+                dismissPending("the job is stopping: below the minimum of \(options.minimumMembers) members")
                 let path = source == id ? try saveNow(state, worldSize: members) : nil
                 throw ElasticError.belowMinimum(members: members, minimum: options.minimumMembers, step: state.step, checkpoint: path)
             case let .decided(value):
@@ -65,12 +69,18 @@ extension ElasticMember {
             sharedMembership = decision.membership
             lastDecision = decision
             suspected = []
-            answerLeftovers()
+            let answers = answerLeftovers()
             lock.unlock()
-            guard decision.membership.position(of: id) != nil else {
+            send(answers)
+            guard let position = decision.membership.position(of: id) else {
                 throw ElasticError.evicted(id: id, epoch: decision.membership.epoch, reason: "the others decided without this member")
             }
-            heartbeat.watch(id: id, epoch: decision.membership.epoch, peers: [])
+            // Watch the new neighbours from now on (they beat at the old or the new epoch while
+            // they catch up), before the ring is built.
+            let count = decision.membership.members.count
+            heartbeat.watch(id: id, epoch: decision.membership.epoch, peers: count > 1 ? Array(Set([
+                decision.membership.members[(position + 1) % count], decision.membership.members[(position - 1 + count) % count],
+            ])) : [])
             lock.lock()
             let leftovers = !pending.isEmpty
             interruption.reset()
@@ -80,8 +90,7 @@ extension ElasticMember {
             do {
                 rebuild = try connect(decision.membership, previous: transport, previousMembers: before.members)
             } catch let error as CollectiveError {
-                let count = decision.membership.members.count
-                if let peer = error.peer, let position = decision.membership.position(of: id) {
+                if let peer = error.peer {
                     let lost = decision.membership.members[(position + (peer == (position + 1) % count ? 1 : count - 1)) % count]
                     suspects = [lost.id]
                 } else { suspects = [] }
@@ -107,6 +116,11 @@ extension ElasticMember {
         var message = ControlMessage(kind: .recover, epoch: current.epoch, sender: id)
         message.committedStep = committed
         message.suspects = Array(suspects)
+        // The decision that made this epoch travels along: a coordinator still at the previous
+        // epoch (its predecessor died while answering) adopts it.
+        lock.lock()
+        if let decision = lastDecision, decision.membership.epoch == current.epoch { message.decision = decision }
+        lock.unlock()
         let wait = options.agreementTimeout * 2 + options.joinWaitTimeout + .seconds(3)
         let reply: ControlMessage
         do {
@@ -124,7 +138,7 @@ extension ElasticMember {
             return .success(.stop(source: reply.sender, members: reply.memberCount ?? 0))
         case .stale:
             return .failure(ElasticError.evicted(id: id, epoch: reply.epoch, reason: reply.reason ?? "declared lost"))
-        case .redirect, .refuse, .recover, .join:
+        case .redirect, .refuse, .recover, .join, .probe:
             Thread.sleep(forTimeInterval: 0.05)
             return .success(.retry)
         }

@@ -10,7 +10,7 @@ import PhalanxTCP
 /// ```swift
 /// let member = try ElasticMember.start()                 // PHALANX_*/torchrun/mpirun/Slurm variables
 /// let state = ElasticState(model: model, optimizer: optimizer)
-/// try member.run(state: state, steps: total) { step in
+/// try member.run(state: state, until: total) { step in
 ///     let slice = try sampler.indices(step: step.index, position: step.rank, members: step.worldSize)
 ///     … forward, backward into model.store.gradients …
 ///     try step.communicator.allReduce(model.store.gradients)
@@ -72,17 +72,20 @@ public final class ElasticMember: @unchecked Sendable {
         return sharedMembership
     }
 
-    /// This member's ring position now.
+    /// This member's ring position now (read it on the training thread, like `id`).
     public var rank: Int { ring.rank }
-    /// The number of members now.
+    /// The number of members now (training thread).
     public var worldSize: Int { ring.worldSize }
-    /// The address joiners and members reach this member at.
+    /// The address joiners and members reach this member at (training thread).
     public var address: MemberAddress { node.address(id: id) }
     /// Connections refused by this member's listener (strangers, wrong secrets).
     public var refusedConnections: Int { node.refusedConnections }
 
     /// Stops heartbeats, closes the listener and the ring (the others see this member leave).
+    /// Call it on the training thread (after `run` returned, or from the step closure), never
+    /// while another thread is inside `run`.
     public func shutdown() {
+        dismissPending("member \(id) is leaving the job")
         heartbeat.stop()
         node.close()
         transport?.close()
@@ -102,6 +105,7 @@ public final class ElasticMember: @unchecked Sendable {
         options: ElasticOptions = ElasticOptions(), variables: [String: String] = LaunchEnvironment.processEnvironment(),
         logger: Logger = Logger(label: "phalanx.elastic")
     ) throws -> ElasticMember {
+        try options.validate()
         let credentials = try JobCredentials.fromEnvironment(variables, logger: logger)
         let peersFile = variables["PHALANX_PEERS_FILE"]
         if let join = variables["PHALANX_JOIN"] {

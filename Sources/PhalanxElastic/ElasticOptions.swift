@@ -35,4 +35,23 @@ public struct ElasticOptions: Sendable {
 
     /// The defaults: detect in ≤ 2 s, no minimum beyond one member.
     public init() {}
+
+    /// Checks that the options make sense together.
+    /// - Throws: `ElasticError.invalidOptions` naming the first problem.
+    public func validate() throws {
+        func fail(_ reason: String) -> ElasticError { .invalidOptions(reason) }
+        guard minimumMembers >= 1 else { throw fail("minimumMembers must be at least 1, got \(minimumMembers)") }
+        guard maximumMembers >= minimumMembers else { throw fail("maximumMembers (\(maximumMembers)) is below minimumMembers (\(minimumMembers))") }
+        guard heartbeatInterval > .zero, heartbeatInterval < heartbeatTimeout else {
+            throw fail("heartbeatInterval (\(heartbeatInterval)) must be positive and shorter than heartbeatTimeout (\(heartbeatTimeout))")
+        }
+        guard heartbeatTimeout < failureTimeout else {
+            throw fail("heartbeatTimeout (\(heartbeatTimeout)) must be shorter than failureTimeout (\(failureTimeout)), so that heartbeats name a hung member before collectives time out")
+        }
+        for (name, value) in [("agreementTimeout", agreementTimeout), ("rebuildTimeout", rebuildTimeout), ("handshakeTimeout", handshakeTimeout),
+                              ("startTimeout", startTimeout)] where value <= .zero {
+            throw fail("\(name) must be positive, got \(value)")
+        }
+        guard checkpointEvery >= 1, checkpointsKept >= 1 else { throw fail("checkpointEvery and checkpointsKept must be at least 1") }
+    }
 }

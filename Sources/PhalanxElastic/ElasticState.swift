@@ -55,6 +55,9 @@ public final class ElasticState {
     private var committedCounters: [Int] = []
     /// True when the live buffers may differ from the committed copy.
     private var dirty = false
+    /// True when a synchronisation failed halfway under `.inPlace`: the committed state itself
+    /// is partly overwritten, so this member cannot be anyone's source until it is synced.
+    public private(set) var damaged = false
 
     /// Makes an empty state at `step`.
     public init(step: Int = 0, policy: CommitPolicy = .snapshot) {
@@ -121,24 +124,33 @@ public final class ElasticState {
     /// - Throws: `CollectiveError` from the broadcasts (a failure during the transfer).
     func sync(over communicator: RingCommunicator, from root: Int, options: CollectiveOptions) throws {
         restore()
-        for entry in entries where entry.buffer.count > 0 {
-            try communicator.broadcast(entry.buffer.buffer, from: root, options: options)
-        }
-        // Integers travel as bit patterns in Float slots: a broadcast copies bits, never adds.
+        // From here the live buffers are being overwritten: a failure must roll them back
+        // (snapshot) or mark this member's state as unusable (in place).
+        markDirty()
         var words = [Float](repeating: 0, count: 2 * (counters.count + 1))
         let values = [step] + counters.map { $0.get() }
-        for (i, value) in values.enumerated() {
-            let bits = UInt64(bitPattern: Int64(value))
-            words[2 * i] = Float(bitPattern: UInt32(truncatingIfNeeded: bits >> 32))
-            words[2 * i + 1] = Float(bitPattern: UInt32(truncatingIfNeeded: bits))
+        do {
+            for entry in entries where entry.buffer.count > 0 {
+                try communicator.broadcast(entry.buffer.buffer, from: root, options: options)
+            }
+            // Integers travel as bit patterns in Float slots: a broadcast copies bits, never adds.
+            for (i, value) in values.enumerated() {
+                let bits = UInt64(bitPattern: Int64(value))
+                words[2 * i] = Float(bitPattern: UInt32(truncatingIfNeeded: bits >> 32))
+                words[2 * i + 1] = Float(bitPattern: UInt32(truncatingIfNeeded: bits))
+            }
+            try words.withUnsafeMutableBufferPointer { try communicator.broadcast($0, from: root, options: options) }
+        } catch {
+            if policy == .inPlace, communicator.rank != root { damaged = true }
+            throw error
         }
-        try words.withUnsafeMutableBufferPointer { try communicator.broadcast($0, from: root, options: options) }
         let received = (0..<values.count).map { i in
             Int(Int64(bitPattern: UInt64(words[2 * i].bitPattern) << 32 | UInt64(words[2 * i + 1].bitPattern)))
         }
         step = received[0]
         for (counter, value) in zip(counters, received.dropFirst()) { counter.set(value) }
         commit()
+        damaged = false
     }
 
     /// The committed state as a checkpoint snapshot (a copy: the caller may write it later).

@@ -13,7 +13,7 @@ public enum StepOutcome: Sendable, Equatable {
 public struct MembershipChange: Sendable {
     /// The new epoch.
     public var epoch: UInt64
-    /// Member ids before and after, in ring order.
+    /// Member ids before the change, in ring order.
     public var previousMembers: [Int]
     /// Member ids after, in ring order.
     public var members: [Int]
@@ -27,7 +27,7 @@ public struct MembershipChange: Sendable {
     public var redoStep: Int
     /// The step this member was running when the change began.
     public var interruptedStep: Int
-    /// This member's new ring position and the new member count.
+    /// This member's new ring position.
     public var rank: Int
     /// The new member count.
     public var worldSize: Int
@@ -48,7 +48,8 @@ public struct MembershipChange: Sendable {
         if !lost.isEmpty { parts.append("member\(lost.count > 1 ? "s" : "") \(lost.map(String.init).joined(separator: ", ")) lost at step \(interruptedStep) (\(reason))") }
         if !joined.isEmpty { parts.append("member\(joined.count > 1 ? "s" : "") \(joined.map(String.init).joined(separator: ", ")) joined") }
         if parts.isEmpty { parts.append("membership renewed (\(reason))") }
-        parts.append(String(format: "ring rebuilt with %d member%@ in %.3f s", worldSize, worldSize == 1 ? "" : "s", restoredAt.timeIntervalSince(detectedAt)))
+        let seconds = String(format: "%.3f", restoredAt.timeIntervalSince(detectedAt))
+        parts.append("ring rebuilt with \(worldSize) member\(worldSize == 1 ? "" : "s") in \(seconds) s")
         parts.append("continuing at step \(redoStep)")
         return parts.joined(separator: "; ")
     }

@@ -15,7 +15,7 @@ import Logging
 ///     "PHXB" kind(1: beat, 2: alert) 0 0 0 epoch(8) sender(4) sequence(4) mac(16)
 ///     mac = HMAC-SHA256(secret, jobID | first 24 bytes)[0..<16]
 public final class HeartbeatService: @unchecked Sendable {
-    /// Seconds between beats.
+    /// Time between beats.
     public let interval: Duration
     /// Silence after which a watched peer is suspected.
     public let timeout: Duration
@@ -39,7 +39,8 @@ public final class HeartbeatService: @unchecked Sendable {
     private var alertHandler: (@Sendable (Int) -> Void)?
     private var selfID = MemberNode.newcomerID
     private var epoch: UInt64 = 0
-    private var peers: [MemberAddress] = []
+    private var peers: [(id: Int, address: sockaddr_in)] = []
+    private var suspicious = true
     private var lastHeard: [Int: ContinuousClock.Instant] = [:]
     private var reported: Set<Int> = []
     private var sequence: UInt32 = 0
@@ -91,22 +92,35 @@ public final class HeartbeatService: @unchecked Sendable {
         lock.unlock()
     }
 
-    /// From now on, beats go to `peers` and are expected from them, at `epoch`, as member `id`.
-    /// Each peer's silence is counted from now. An empty list pauses suspicion (recovery).
+    /// From now on, beats go to `peers` and are expected from them, at `epoch` (beats of the
+    /// epoch before count too: a neighbour may still be catching up), as member `id`. Each
+    /// peer's silence is counted from now.
     public func watch(id: Int, epoch: UInt64, peers: [MemberAddress]) {
+        let resolved = peers.compactMap { peer in (try? Socket.resolve(peer.host, port: peer.port)).map { (peer.id, $0) } }
         lock.lock()
         selfID = id
         self.epoch = epoch
-        self.peers = peers
+        self.peers = resolved
         let now = ContinuousClock.now
         lastHeard = Dictionary(peers.map { ($0.id, now) }, uniquingKeysWith: { a, _ in a })
         reported = []
+        suspicious = true
+        lock.unlock()
+    }
+
+    /// Keeps sending beats to the current peers but suspects no one until the next `watch`
+    /// (while the membership changes).
+    public func suspend() {
+        lock.lock()
+        suspicious = false
         lock.unlock()
     }
 
     /// Sends an alert for `epoch` from member `id` to every address, now.
     public func alert(id: Int, epoch: UInt64, to addresses: [MemberAddress]) {
-        for address in addresses { send(kind: 2, id: id, epoch: epoch, to: address) }
+        for address in addresses {
+            if let target = try? Socket.resolve(address.host, port: address.port) { send(kind: 2, id: id, epoch: epoch, to: target) }
+        }
     }
 
     private func packet(kind: UInt8, id: Int, epoch: UInt64, sequence: UInt32) -> [UInt8] {
@@ -115,13 +129,13 @@ public final class HeartbeatService: @unchecked Sendable {
         return body
     }
 
-    private func send(kind: UInt8, id: Int, epoch: UInt64, to address: MemberAddress) {
+    private func send(kind: UInt8, id: Int, epoch: UInt64, to address: sockaddr_in) {
         lock.lock()
         sequence &+= 1
         let number = sequence
         lock.unlock()
         let bytes = packet(kind: kind, id: id, epoch: epoch, sequence: number)
-        guard var target = try? Socket.resolve(address.host, port: address.port) else { return }
+        var target = address
         _ = bytes.withUnsafeBytes { raw in
             withUnsafePointer(to: &target) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -142,13 +156,12 @@ public final class HeartbeatService: @unchecked Sendable {
             if done { return }
             let now = ContinuousClock.now
             if now >= nextBeat {
-                for peer in peers { send(kind: 1, id: id, epoch: epoch, to: peer) }
+                for peer in peers { send(kind: 1, id: id, epoch: epoch, to: peer.address) }
                 nextBeat = now + interval
                 checkSilence(now: now)
             }
             var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let wait = max(1, Int32((nextBeat - ContinuousClock.now).components.attoseconds / 1_000_000_000_000_000) + 1)
-            guard poll(&entry, 1, wait) > 0 else { continue }
+            guard poll(&entry, 1, max(1, Deadline(nextBeat).pollMilliseconds)) > 0 else { continue }
             while true {
                 let n = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
                 if n <= 0 { break }
@@ -167,7 +180,7 @@ public final class HeartbeatService: @unchecked Sendable {
         lock.lock()
         let current = self.epoch
         let watched = lastHeard[sender] != nil
-        if epoch == current, watched { lastHeard[sender] = .now }
+        if epoch == current || epoch &+ 1 == current, watched { lastHeard[sender] = .now }
         let handler = alertHandler
         lock.unlock()
         if kind == 2, epoch == current { handler?(sender) }
@@ -176,7 +189,7 @@ public final class HeartbeatService: @unchecked Sendable {
     private func checkSilence(now: ContinuousClock.Instant) {
         lock.lock()
         var silent: [(Int, Duration)] = []
-        for (peer, heard) in lastHeard where now - heard > timeout && !reported.contains(peer) {
+        for (peer, heard) in lastHeard where suspicious && now - heard > timeout && !reported.contains(peer) {
             reported.insert(peer)
             silent.append((peer, now - heard))
         }

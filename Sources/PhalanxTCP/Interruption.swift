@@ -43,20 +43,21 @@ public final class Interruption: @unchecked Sendable {
     /// Stops the running exchange, and every later one until `reset`. The first reason wins.
     public func trigger(_ reason: String, peer: Int? = nil) {
         lock.lock()
-        let first = state == nil
-        if first { state = (reason, peer) }
-        lock.unlock()
-        if first, pipeDescriptors[1] >= 0 {
+        defer { lock.unlock() }
+        guard state == nil else { return }
+        state = (reason, peer)
+        if pipeDescriptors[1] >= 0 {
             var byte: UInt8 = 1
             _ = write(pipeDescriptors[1], &byte, 1)
         }
     }
 
-    /// Clears the reason and drains the pipe.
+    /// Clears the reason and drains the pipe (under the lock, so a trigger racing with the
+    /// reset either stays set with its byte in the pipe, or is cleared with it).
     public func reset() {
         lock.lock()
+        defer { lock.unlock() }
         state = nil
-        lock.unlock()
         guard pipeDescriptors[0] >= 0 else { return }
         var scratch = [UInt8](repeating: 0, count: 64)
         while read(pipeDescriptors[0], &scratch, scratch.count) > 0 {}

@@ -25,6 +25,10 @@ public final class MemberNode: @unchecked Sendable {
     private var running = false
     private var stopped = false
     private var refused = 0
+    private var serving = 0
+    /// Connections handshaking at once, at most (more are refused at once: a flood of
+    /// strangers cannot exhaust threads).
+    static let maximumServing = 64
     /// The member id this node answers handshakes with (set once known).
     private var identity = MemberNode.newcomerID
 
@@ -102,7 +106,20 @@ public final class MemberNode: @unchecked Sendable {
                 return
             }
             guard let socket = accepted else { continue }
-            Thread { [self] in serve(socket, handler) }.start()
+            condition.lock()
+            let admitted = serving < MemberNode.maximumServing
+            if admitted { serving += 1 } else { refused += 1 }
+            condition.unlock()
+            guard admitted else {
+                socket.close()
+                continue
+            }
+            Thread { [self] in
+                serve(socket, handler)
+                condition.lock()
+                serving -= 1
+                condition.unlock()
+            }.start()
         }
     }
 
@@ -180,7 +197,7 @@ public final class MemberNode: @unchecked Sendable {
             guard peer == MemberNode.newcomerID, !deadline.hasPassed else {
                 throw SocketError("connect", endpoint: socket.endpoint, reason: "expected member \(address.id), reached member \(peer)")
             }
-            usleep(2_000)
+            usleep(20_000)
         }
     }
 

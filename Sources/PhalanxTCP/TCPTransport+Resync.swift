@@ -78,6 +78,7 @@ extension TCPTransport {
                     } else if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) { rightActive = false }
                 }
             }
+            if leftActive, drain.garbled { leftActive = false }
             if leftActive, let socket = leftSocket {
                 let want = drain.wanted(scratchSize: scratch.count)
                 let n = scratch.withUnsafeMutableBytes { recv(socket.descriptor, $0.baseAddress!, want, 0) }
@@ -127,11 +128,20 @@ struct FrameDrain {
         headerCount = remainder?.headerCount ?? 0
         payloadLeft = 0
         self.epoch = epoch
-        if headerCount == Wire.headerSize, let remainder, let (_, decoded) = Wire.decode(header) {
-            payloadLeft = max(0, Int(decoded.payloadBytes) - remainder.payloadReceived)
-            headerCount = payloadLeft > 0 ? Wire.headerSize : 0
+        if headerCount == Wire.headerSize, let remainder {
+            if let (_, decoded) = Wire.decode(header), decoded.payloadBytes <= FrameDrain.largestPayload {
+                payloadLeft = max(0, Int(decoded.payloadBytes) - remainder.payloadReceived)
+                headerCount = payloadLeft > 0 ? Wire.headerSize : 0
+            } else {
+                garbled = true
+            }
         }
     }
+
+    /// Larger payloads than this are not believed (16 GiB).
+    static let largestPayload: UInt64 = 1 << 34
+    /// The interrupted frame's header could not be read: the stream cannot be realigned.
+    private(set) var garbled = false
 
     /// How many bytes to read next, so no read crosses into the next frame's header.
     func wanted(scratchSize: Int) -> Int {
@@ -139,6 +149,7 @@ struct FrameDrain {
     }
 
     mutating func consume(_ bytes: [UInt8]) -> Outcome {
+        if garbled { return .garbled }
         if headerCount < Wire.headerSize {
             for byte in bytes {
                 header[headerCount] = byte
@@ -147,7 +158,7 @@ struct FrameDrain {
             guard headerCount == Wire.headerSize else { return .more }
             guard let (type, decoded) = Wire.decode(header) else { return .garbled }
             if type == .fence, decoded.epoch == epoch { return .fenced }
-            guard type == .data || type == .fence, decoded.payloadBytes <= 1 << 34 else { return .garbled }
+            guard type == .data || type == .fence, decoded.payloadBytes <= FrameDrain.largestPayload else { return .garbled }
             payloadLeft = Int(decoded.payloadBytes)
             if payloadLeft == 0 { headerCount = 0 }
             return .more

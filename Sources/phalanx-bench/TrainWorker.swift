@@ -76,7 +76,7 @@ struct TrainWorkerCommand: ParsableCommand {
             }
         }
         last = DispatchTime.now().uptimeNanoseconds
-        try member.run(state: state, steps: steps) { step in
+        try member.run(state: state, until: steps) { step in
             try workload.step(step.index, position: step.rank, members: step.worldSize) { gradients in
                 if let killAt, killAt.member == member.id, killAt.step == step.index {
                     emit(["event": "killed", "member": member.id, "step": step.index, "at": Date().timeIntervalSince1970])
@@ -113,7 +113,7 @@ struct TrainWorkerCommand: ParsableCommand {
                 plainTimes.append(elapsed())
             }
             _ = elapsed()
-            try member.run(state: state, steps: block * 10 + 10) { step in
+            try member.run(state: state, until: block * 10 + 10) { step in
                 try elastic.step(step.index, position: step.rank, members: step.worldSize) { try step.communicator.allReduce($0, op: .sum) }
             }
         }

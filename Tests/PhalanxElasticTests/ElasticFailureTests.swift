@@ -83,6 +83,22 @@ import Testing
         #expect(hashes.count == 1 && survivors.count == 3, "\(hashes)")
     }
 
+    @Test func aMemberDiesRightAfterAChange() throws {
+        // Member 1 dies at step 20; member 3 dies as soon as it has applied the new membership,
+        // while the others rebuild the ring: a second change follows at once.
+        let job = try ElasticJob(worldSize: 5, steps: Self.steps, extra: ["--fault", "kill:1:20,changekill:3:20"])
+        let outputs = job.workers.wait(timeout: .seconds(90))
+        let survivors = outputs.filter { [0, 2, 4].contains($0.rank) }
+        for output in survivors {
+            #expect(output.status == 0, "member \(output.rank): \(output.stderr.suffix(800))")
+            #expect(output.done?["world_size"] as? Int == 3)
+            #expect(output.done?["steps"] as? Int == Self.steps)
+        }
+        #expect(outputs[3].status == SIGKILL)
+        let hashes = Set(survivors.compactMap { $0.done?["params_hash"] as? String })
+        #expect(hashes.count == 1, "\(hashes)")
+    }
+
     @Test func theCoordinatorDiesDuringTheRecovery() throws {
         // Member 2 dies at step 20; member 0, which coordinates the change, dies as it starts.
         let job = try ElasticJob(worldSize: 4, steps: Self.steps, extra: ["--fault", "kill:2:20,recoverykill:0:20"])
