@@ -11,6 +11,12 @@ enum LoopbackJob {
     /// fresh secret, and returns their outputs. With `secondRing`, a second rendezvous is hosted
     /// and its port given in PHALANX_SECOND_MASTER_PORT (for two rings in one job).
     static func run(ranks p: Int, arguments: [String], secondRing: Bool = false, timeout: Duration = .seconds(600)) throws -> [WorkerProcesses.Output] {
+        let (job, servers) = try start(ranks: p, arguments: arguments, secondRing: secondRing)
+        return withExtendedLifetime(servers) { job.wait(timeout: timeout) }
+    }
+
+    /// Starts the job and returns at once (keep the servers alive until it ends).
+    static func start(ranks p: Int, arguments: [String], secondRing: Bool = false) throws -> (WorkerProcesses, [RendezvousServer]) {
         let secret = JobCredentials.randomSecret()
         let credentials = JobCredentials(jobID: "bench", secret: Array(secret.utf8))
         let servers = try (0..<(secondRing ? 2 : 1)).map { _ in
@@ -25,6 +31,6 @@ enum LoopbackJob {
                 "PHALANX_JOB_SECRET": secret, "PHALANX_SECOND_MASTER_PORT": "\(ports.last ?? 0)",
             ]
         }
-        return withExtendedLifetime(servers) { job.wait(timeout: timeout) }
+        return (job, servers)
     }
 }

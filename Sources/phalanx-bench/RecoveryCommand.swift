@@ -33,18 +33,26 @@ struct RecoveryCommand: ParsableCommand {
             for victim in Array(Set([0, p / 2, p - 1])).sorted() {
                 let outputs = try LoopbackJob.run(
                     ranks: p, arguments: ["train-worker", "--mode", "elastic", "--fault", "\(victim):\(killStep)"] + workload)
-                guard var row = Self.phases(outputs, victim: victim) else {
+                guard let killedAt = outputs[victim].jsonLines.first(where: { $0["event"] as? String == "killed" })?["at"] as? Double,
+                      var row = Self.phases(outputs, victim: victim, failedAt: killedAt) else {
                     FileHandle.standardError.write(Data("warning: no recovery measured at \(p) ranks, victim \(victim)\n".utf8))
                     continue
                 }
                 row["ranks"] = p
                 row["killed_rank"] = victim
+                row["failure"] = "SIGKILL"
                 row["overhead_pct"] = overhead.percent
                 row["plain_step_us"] = overhead.plain
                 row["elastic_step_us"] = overhead.elastic
                 row["overhead_inplace_pct"] = inPlace.percent
                 row["plain_step_inplace_run_us"] = inPlace.plain
                 row["elastic_inplace_step_us"] = inPlace.elastic
+                if json { emit(row) }
+                rows.append(row)
+            }
+            if var row = try measureHang(ranks: p, victim: p / 2, workload: workload) {
+                row["overhead_pct"] = overhead.percent
+                row["overhead_inplace_pct"] = inPlace.percent
                 if json { emit(row) }
                 rows.append(row)
             }
@@ -70,10 +78,28 @@ struct RecoveryCommand: ParsableCommand {
         return ((median(ratios) - 1) * 100, median(plains), median(elastics))
     }
 
-    /// The phases as the slowest survivor saw them (each phase ends when the last survivor ends it).
-    static func phases(_ outputs: [WorkerProcesses.Output], victim: Int) -> [String: Any]? {
+    /// A hung member: SIGSTOP once every member trains, SIGKILL once the survivors finished.
+    private func measureHang(ranks p: Int, victim: Int, workload: [String]) throws -> [String: Any]? {
+        let (job, servers) = try LoopbackJob.start(ranks: p, arguments: ["train-worker", "--mode", "elastic"] + workload + ["--steps", "\(steps * 3)"])
+        let survivors = (0..<p).filter { $0 != victim }
+        guard job.waitForMarker("\"event\":\"started\"", ranks: Array(0..<p), timeout: .seconds(60)) else { return nil }
+        usleep(300_000)
+        let stoppedAt = Date().timeIntervalSince1970
+        job.signal(victim, SIGSTOP)
+        _ = job.waitForMarker("\"event\":\"done\"", ranks: survivors, timeout: .seconds(120))
+        job.signal(victim, SIGKILL)
+        let outputs = withExtendedLifetime(servers) { job.wait(timeout: .seconds(30)) }
+        guard var row = Self.phases(outputs, victim: victim, failedAt: stoppedAt) else { return nil }
+        row["ranks"] = p
+        row["killed_rank"] = victim
+        row["failure"] = "SIGSTOP"
+        return row
+    }
+
+    /// The phases as the slowest survivor saw them (each phase ends when the last survivor ends
+    /// it), from the moment of the failure (wall clock).
+    static func phases(_ outputs: [WorkerProcesses.Output], victim: Int, failedAt killedAt: Double) -> [String: Any]? {
         func events(_ name: String, _ output: WorkerProcesses.Output) -> [[String: Any]] { output.jsonLines.filter { $0["event"] as? String == name } }
-        guard let killedAt = events("killed", outputs[victim]).first?["at"] as? Double else { return nil }
         let survivors = outputs.filter { $0.rank != victim }
         let changes = survivors.compactMap { events("change", $0).first }
         let firsts = survivors.compactMap { events("first_commit", $0).first?["at"] as? Double }
@@ -94,13 +120,13 @@ struct RecoveryCommand: ParsableCommand {
     }
 
     static func printTable(_ rows: [[String: Any]]) {
-        print("Recovery from a SIGKILLed member (synthetic MLP, loopback); each phase ends when the last survivor ends it")
-        print("ranks  killed  detect ms  agree ms  rebuild ms  restore ms  1st step ms  after detect ms  steps lost  kept ends  overhead % (snapshot / in place)")
+        print("Recovery from a SIGKILLed or SIGSTOPped member (synthetic MLP, loopback); each phase ends when the last survivor ends it")
+        print("ranks  failure  member  detect ms  agree ms  rebuild ms  restore ms  1st step ms  after detect ms  steps lost  kept ends  overhead % (snapshot / in place)")
         for row in rows {
             func value(_ key: String) -> Double { row[key] as? Double ?? .nan }
             print(String(
-                format: "%5d  %6d  %9.1f  %8.1f  %10.1f  %10.1f  %11.1f  %15.1f  %10d  %9d  %10.2f / %.2f",
-                row["ranks"] as? Int ?? 0, row["killed_rank"] as? Int ?? 0, value("detect_ms"), value("agree_ms"), value("rebuild_ms"),
+                format: "%5d  %7@  %6d  %9.1f  %8.1f  %10.1f  %10.1f  %11.1f  %15.1f  %10d  %9d  %10.2f / %.2f",
+                row["ranks"] as? Int ?? 0, (row["failure"] as? String ?? "") as NSString, row["killed_rank"] as? Int ?? 0, value("detect_ms"), value("agree_ms"), value("rebuild_ms"),
                 value("restore_ms"), value("first_step_ms"), value("after_detection_ms"), row["steps_lost"] as? Int ?? -1,
                 row["kept_connection_ends"] as? Int ?? 0, value("overhead_pct"), value("overhead_inplace_pct")))
         }
