@@ -68,7 +68,9 @@ func runElastic(_ options: Options) throws {
     }
     if let seconds = options.joinWaitSeconds { elasticOptions.joinWaitTimeout = .milliseconds(Int(seconds * 1000)) }
     let member = try ElasticMember.start(options: elasticOptions)
-    let state = ElasticState(model: model, optimizer: optimizer)
+    // In place: this loop changes the state only after its all-reduce succeeded, so commits
+    // need no copy (see docs/elastic.md, "State and the step in flight").
+    let state = ElasticState(model: model, optimizer: optimizer, policy: .inPlace)
     if options.json {
         emit(["event": "started", "member": member.id, "pid": Int(getpid()), "host": member.address.host, "port": Int(member.address.port),
               "world_size": member.worldSize])
