@@ -32,9 +32,14 @@ build: deps
 test: deps
 	$(SWIFT) test --no-parallel
 
+# The main job: DigitsMLP on 4 elastic workers; worker 2 is killed at step 200, the survivors
+# close the ring and go on, phalanx-run starts a replacement that joins with the current state.
 demo: deps
 	$(SWIFT) build -c release --product DigitsMLP
-	$(BIN)/DigitsMLP --min-accuracy 0.95
+	$(SWIFT) build -c release --product phalanx-run
+	rm -rf demo-output
+	$(BIN)/phalanx-run --nproc 4 --out-dir demo-output -- $(BIN)/DigitsMLP \
+		--epochs 30 --kill-rank 2 --at-step 200 --step-delay-ms 2 --print-every 115 --min-accuracy 0.95
 
 bench: deps
 	$(SWIFT) build -c release --product phalanx-bench

@@ -15,6 +15,10 @@ let package = Package(
         .library(name: "PhalanxMPI", targets: ["PhalanxMPI"]),
         .library(name: "PhalanxCheckpoint", targets: ["PhalanxCheckpoint"]),
         .library(name: "PhalanxElastic", targets: ["PhalanxElastic"]),
+        .library(name: "PhalanxTelemetry", targets: ["PhalanxTelemetry"]),
+        .executable(name: "phalanx-run", targets: ["phalanx-run"]),
+        .executable(name: "MNISTMLP", targets: ["MNISTMLP"]),
+        .executable(name: "SyntheticMLP", targets: ["SyntheticMLP"]),
         .executable(name: "phalanx-bench", targets: ["phalanx-bench"]),
         .executable(name: "DigitsMLP", targets: ["DigitsMLP"]),
         .executable(name: "phalanx-check", targets: ["phalanx-check"]),
@@ -56,6 +60,7 @@ let package = Package(
             name: "PhalanxElastic",
             dependencies: ["PhalanxCollectives", "PhalanxTCP", "PhalanxCheckpoint", "PhalanxNN", .product(name: "Logging", package: "swift-log")]
         ),
+        .target(name: "PhalanxTelemetry"),
         .target(name: "Phalanx", dependencies: ["PhalanxTensor", "PhalanxNN", "PhalanxData", "PhalanxCollectives", "PhalanxTCP"]),
 
         // Tools and examples.
@@ -70,7 +75,27 @@ let package = Package(
             name: "phalanx-check",
             dependencies: ["Phalanx", "PhalanxMPI", "PhalanxTesting", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .executableTarget(name: "DigitsMLP", dependencies: ["Phalanx", "PhalanxCheckpoint", "PhalanxElastic"], path: "Examples/DigitsMLP", exclude: ["README.md"]),
+        .target(
+            name: "TrainerKit",
+            dependencies: [
+                "Phalanx", "PhalanxCheckpoint", "PhalanxElastic", "PhalanxMPI", "PhalanxTelemetry",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Examples/TrainerKit"
+        ),
+        .executableTarget(
+            name: "DigitsMLP", dependencies: ["Phalanx", "TrainerKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/DigitsMLP", exclude: ["README.md"]),
+        .executableTarget(
+            name: "MNISTMLP", dependencies: ["Phalanx", "TrainerKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/MNISTMLP", exclude: ["README.md"]),
+        .executableTarget(
+            name: "SyntheticMLP", dependencies: ["Phalanx", "TrainerKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/SyntheticMLP", exclude: ["README.md"]),
+        .executableTarget(
+            name: "phalanx-run",
+            dependencies: ["Phalanx", "PhalanxTelemetry", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
 
         // Tests.
         .testTarget(
@@ -87,6 +112,8 @@ let package = Package(
         .testTarget(name: "CMPITests", dependencies: ["CMPI"]),
         .testTarget(name: "PhalanxCollectivesTests", dependencies: ["PhalanxCollectives", "PhalanxTesting", "PhalanxTensor"]),
         .testTarget(name: "PhalanxTCPTests", dependencies: ["PhalanxTCP", "PhalanxCollectives", "PhalanxTesting"]),
+        .testTarget(name: "PhalanxTelemetryTests", dependencies: ["PhalanxTelemetry"]),
+        .testTarget(name: "ExamplesTests", dependencies: ["PhalanxTCP", "PhalanxCheckpoint", "PhalanxTesting", "PhalanxTelemetry"]),
         .testTarget(name: "PhalanxElasticTests", dependencies: ["PhalanxElastic", "PhalanxTCP", "PhalanxCheckpoint", "PhalanxTesting"]),
         .testTarget(name: "PhalanxMPITests", dependencies: ["PhalanxMPI", "PhalanxTesting"]),
         .testTarget(

@@ -52,6 +52,7 @@ extension ElasticMember {
                     onMembershipChange?(change)
                 }
                 guard state.step < lastStep else { break }
+                if stopRequested { return ElasticRunSummary(committedSteps: committed, discardedSteps: discarded, changes: changes, stopped: true) }
                 if let stop = interruption.current { throw Interrupted(reason: stop.reason) }
                 state.markDirty()
                 let communicator = ElasticCommunicator(ring: ring, options: collectiveOptions)
@@ -81,6 +82,10 @@ extension ElasticMember {
                 repeatedDiscards += 1
                 let step = state.step
                 onStepOutcome?(.discarded(step: step, reason: cause))
+                if stopRequested {
+                    state.restore()
+                    return ElasticRunSummary(committedSteps: committed, discardedSteps: discarded, changes: changes, stopped: true)
+                }
                 // The same step failing again and again with nobody lost is not a membership
                 // problem: stop instead of recovering forever.
                 if repeatedDiscards > ElasticMember.discardLimit {
@@ -138,6 +143,8 @@ extension ElasticMember {
     /// the first member in ring order writes.
     func maybeCheckpoint(_ state: ElasticState) throws {
         guard let writer = checkpointWriter, options.checkpointEvery > 0, state.step % options.checkpointEvery == 0, ring.rank == 0 else { return }
+        let start = Date()
         try writer.submit(try state.checkpointSnapshot(epoch: 0, dataCursor: state.step, worldSize: ring.worldSize))
+        onCheckpoint?(state.step, start, Date())
     }
 }

@@ -35,6 +35,7 @@ public final class ElasticMember: @unchecked Sendable {
     var sharedMembership: Membership
     var lastDecision: Decision?
     var recovering = false
+    var stopping = false
     var pending: [(ControlRequest, ControlMessage)] = []
     var suspected: Set<Int> = []
 
@@ -52,6 +53,9 @@ public final class ElasticMember: @unchecked Sendable {
     public var onMembershipChange: ((MembershipChange) -> Void)?
     /// Called on the training thread with each step's outcome.
     public var onStepOutcome: ((StepOutcome) -> Void)?
+    /// Called on the training thread after this member handed a durable checkpoint of `step` to
+    /// the background writer, with when that began and ended (for timelines).
+    public var onCheckpoint: ((_ step: Int, _ start: Date, _ end: Date) -> Void)?
 
     init(options: ElasticOptions, node: MemberNode, heartbeat: HeartbeatService, membership: Membership, id: Int, logger: Logger) {
         self.options = options
@@ -80,6 +84,21 @@ public final class ElasticMember: @unchecked Sendable {
     public var address: MemberAddress { node.address(id: id) }
     /// Connections refused by this member's listener (strangers, wrong secrets).
     public var refusedConnections: Int { node.refusedConnections }
+
+    /// Asks `run` to return at the next step boundary (callable from any thread, e.g. a signal
+    /// handler); a step failing meanwhile is not recovered. `ElasticRunSummary.stopped` tells.
+    public func requestStop() {
+        lock.lock()
+        stopping = true
+        lock.unlock()
+    }
+
+    /// Whether `requestStop` was called.
+    public var stopRequested: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return stopping
+    }
 
     /// Stops heartbeats, closes the listener and the ring (the others see this member leave).
     /// Call it on the training thread (after `run` returned, or from the step closure), never

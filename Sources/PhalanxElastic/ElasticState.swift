@@ -97,6 +97,13 @@ public final class ElasticState {
         commit()
     }
 
+    /// Sets the step (after the buffers were filled by other means, e.g. a broadcast) and
+    /// commits everything as it is.
+    public func resume(at step: Int) {
+        self.step = step
+        commit()
+    }
+
     /// Copies the live buffers and counters into the committed copy (at the current step).
     public func commit() {
         for entry in entries where entry.buffer.count > 0 && entry.committed !== entry.buffer {

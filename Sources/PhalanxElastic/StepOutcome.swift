@@ -63,6 +63,8 @@ public struct ElasticRunSummary: Sendable {
     public var discardedSteps: Int
     /// Every change of members seen here.
     public var changes: [MembershipChange]
+    /// True when `run` returned early because `requestStop` was called.
+    public var stopped = false
 }
 
 /// What the step closure gets: where this member stands for this step.

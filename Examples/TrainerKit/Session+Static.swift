@@ -1,0 +1,114 @@
+import Foundation
+import Phalanx
+import PhalanxCheckpoint
+import PhalanxElastic
+import PhalanxMPI
+
+extension Session {
+    /// One process, or a fixed set of ranks over our TCP ring or Open MPI. A failed rank ends
+    /// the job (use the elastic mode to survive it); checkpoints let a new job resume.
+    func runStatic(backend: String) throws {
+        let communicator: (any Communicator)?
+        switch backend {
+        case "tcp": communicator = try TCPBootstrap.communicator()
+        case "mpi": communicator = try MPICommunicator()
+        default: communicator = nil
+        }
+        defer { if backend == "mpi" { MPIRuntime.finalize() } }
+        let rank = communicator?.rank ?? 0, size = communicator?.worldSize ?? 1
+        // The state in checkpoints is the same as the elastic mode's (parameters, optimizer
+        // state, step, optimizer step count).
+        let state = ElasticState(model: model, optimizer: optimizer, policy: .inPlace)
+        var writer: AsyncCheckpointWriter?
+        if let directory = options.checkpointDir {
+            let store = try CheckpointStore(directory: directory, keep: 3)
+            if rank == 0 {
+                let (latest, skipped) = store.latestValid()
+                for reason in skipped { print("skipping checkpoint: \(reason)") }
+                if let latest {
+                    try state.load(latest)
+                    print("resumed from \(latest.file.path) at step \(state.step)")
+                }
+                writer = AsyncCheckpointWriter(store: store) { path, saved in print("checkpoint written step \(saved): \(path)") }
+            }
+        }
+        if let communicator, size > 1 { try broadcastState(state, over: communicator) }
+        let report = try RunReport(name: task.name, member: rank, json: options.json, directory: options.outputDirectory, startStep: state.step, totalSteps: totalSteps)
+        let started = Date()
+        if rank == 0 || options.json {
+            report.say("\(task.name): \(backend) backend, rank \(rank) of \(size); \(model.parameterCount) parameters; steps \(state.step)..<\(totalSteps) of \(options.batchSize) samples",
+                       event: ["event": "started", "pid": Int(getpid()), "world_size": size, "backend": backend])
+        }
+        var lossSinceReport = 0.0, stepsSinceReport = 0
+        while state.step < totalSteps {
+            let step = state.step
+            if stop.isSet {
+                try writer?.close()
+                let path = rank == 0 ? try saveCheckpoint(state, worldSize: size) : nil
+                throw Stopped(step: step, checkpoint: path)
+            }
+            if Fault.planned(faults, .leave, member: rank, step: step) { exit(0) }
+            let stepStart = Date()
+            let loss = try gradients(step: step, position: rank, members: size, timeline: report.timeline)
+            if Fault.planned(faults, .kill, member: rank, step: step) { killSelf(report, step: step) }
+            if let communicator, size > 1 {
+                let start = Date()
+                try communicator.allReduce(model.store.gradients, op: .sum)
+                report.timeline?.record(.allReduce, from: start, to: Date())
+            }
+            try update(step: step, timeline: report.timeline)
+            state.commitStep()
+            report.committed(step: step, loss: loss * Double(size), worldSize: size, epoch: sampler.epoch(ofStep: step),
+                             seconds: Date().timeIntervalSince(stepStart), batchSize: options.batchSize)
+            lossSinceReport += loss
+            stepsSinceReport += 1
+            if state.step == options.killAtStep {
+                print("killing myself with SIGKILL at step \(state.step)")
+                fflush(nil)
+                kill(getpid(), SIGKILL)
+            }
+            if let writer, state.step % options.checkpointEvery == 0 {
+                print("checkpoint saving step \(state.step)")
+                let start = Date()
+                try writer.submit(try state.checkpointSnapshot(epoch: sampler.epoch(ofStep: state.step), dataCursor: state.step, worldSize: size))
+                report.timeline?.record(.checkpoint, from: start, to: Date())
+            }
+            if state.step % printEvery == 0 || state.step == totalSteps {
+                var pair: [Float] = [Float(lossSinceReport), Float(stepsSinceReport)]
+                if let communicator, size > 1 { try pair.withUnsafeMutableBufferPointer { try communicator.allReduce($0, op: .sum) } }
+                let mean = Double(pair[0]) / Double(max(pair[1] / Float(size), 1))
+                if rank == 0 || options.json {
+                    report.say(report.progress.line(step: state.step, epoch: sampler.epoch(ofStep: step), loss: mean, worldSize: size, batchSize: options.batchSize),
+                               event: ["event": "progress", "step": state.step, "loss": mean, "world_size": size])
+                }
+                lossSinceReport = 0
+                stepsSinceReport = 0
+            }
+        }
+        try writer?.close()
+        try finish(report: report, member: rank, steps: state.step, worldSize: size, started: started, plot: rank == 0)
+    }
+
+    /// Rank 0's parameters, optimizer state, step and step count to every rank.
+    func broadcastState(_ state: ElasticState, over communicator: any Communicator) throws {
+        try communicator.broadcast(model.store.values.buffer, from: 0)
+        if optimizer.state.count > 0 { try communicator.broadcast(optimizer.state.buffer, from: 0) }
+        // Integers as bit patterns (a broadcast copies bits).
+        var words = [state.step, optimizer.stepCount].flatMap { value -> [Float] in
+            let bits = UInt64(bitPattern: Int64(value))
+            return [Float(bitPattern: UInt32(truncatingIfNeeded: bits >> 32)), Float(bitPattern: UInt32(truncatingIfNeeded: bits))]
+        }
+        try words.withUnsafeMutableBufferPointer { try communicator.broadcast($0, from: 0) }
+        let values = (0..<2).map { Int(Int64(bitPattern: UInt64(words[2 * $0].bitPattern) << 32 | UInt64(words[2 * $0 + 1].bitPattern))) }
+        optimizer.stepCount = values[1]
+        state.resume(at: values[0])
+    }
+
+    /// Fault injection: dies as abruptly as a power cut would take it.
+    func killSelf(_ report: RunReport, step: Int) -> Never {
+        report.say("member \(report.member): killing myself with SIGKILL at step \(step) (fault injection)",
+                   event: ["event": "killed", "step": step, "at": Date().timeIntervalSince1970])
+        kill(getpid(), SIGKILL)
+        exit(137)
+    }
+}

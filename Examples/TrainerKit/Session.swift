@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import Phalanx
+import PhalanxCheckpoint
+import PhalanxMPI
+import PhalanxTelemetry
+
+/// One run's model, optimizer, data order and options, shared by the loops.
+final class Session {
+    let task: TrainingTask
+    let options: TrainerOptions
+    let model: Sequential
+    let optimizer: AdamW
+    let sampler: GlobalBatchSampler
+    let schedule: CosineDecay
+    let totalSteps: Int
+    let faults: [Fault]
+    let stop = StopFlag()
+
+    init(task: TrainingTask, options: TrainerOptions) throws {
+        self.task = task
+        self.options = options
+        model = try task.makeModel()
+        optimizer = try AdamW(layout: model.store.layout, learningRate: options.learningRate, weightDecay: 1e-4)
+        sampler = try GlobalBatchSampler(datasetSize: task.train.count, globalBatchSize: options.batchSize, seed: options.seed)
+        totalSteps = options.steps ?? options.epochs * sampler.stepsPerEpoch
+        schedule = CosineDecay(base: options.learningRate, totalSteps: max(totalSteps, 1))
+        faults = try options.faults()
+        if let path = options.`init` { try Weights.load(model, from: path) }
+        stop.install()
+    }
+
+    var printEvery: Int { options.printEvery ?? sampler.stepsPerEpoch * 5 }
+
+    /// Forward and backward on this member's slice of step `step`: gradients of the global mean
+    /// loss (normaliser = global batch size) land in `model.store.gradients`. Returns the
+    /// slice's share of the global loss.
+    func gradients(step: Int, position: Int, members: Int, timeline: Timeline?) throws -> Double {
+        let indices = try sampler.indices(step: step, position: position, members: members)
+        let globalCount = sampler.globalBatchCount(step: step)
+        model.store.gradients.zero()
+        guard !indices.isEmpty else { return 0 }
+        let (x, labels) = try task.train.batch(indices)
+        let start = Date()
+        let loss = try softmaxCrossEntropy(logits: try model.forward(x), labels: labels, normalizer: globalCount)
+        let forwardEnd = Date()
+        try model.backward(loss.gradient)
+        timeline?.record(.forward, from: start, to: forwardEnd)
+        timeline?.record(.backward, from: forwardEnd, to: Date())
+        if options.stepDelayMs > 0 { usleep(UInt32(options.stepDelayMs * 1000)) }
+        return Double(loss.loss) * Double(indices.count) / Double(globalCount)
+    }
+
+    /// The optimizer update at `step`.
+    func update(step: Int, timeline: Timeline?) throws {
+        let start = Date()
+        optimizer.learningRate = schedule.learningRate(atStep: step)
+        try optimizer.step(model.store)
+        timeline?.record(.update, from: start, to: Date())
+    }
+
+    /// Held-out accuracy (nil without test data).
+    func accuracy() throws -> Float? {
+        guard let test = task.test else { return nil }
+        let all = try test.batch(Array(0..<test.count))
+        return try PhalanxNN.accuracy(logits: try model.forward(all.features), labels: all.labels)
+    }
+
+    /// Saves the final weights, reports, and fails below the minimum accuracy.
+    func finish(report: RunReport, member: Int, steps: Int, worldSize: Int, started: Date, plot: Bool, extra: [String: Any] = [:]) throws {
+        if let path = options.save {
+            try Weights.save(model, to: path.replacingOccurrences(of: "{member}", with: String(member)))
+        }
+        let final = try accuracy()
+        let written = report.finish(plot: plot)
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for value in model.store.values.buffer { hash = (hash ^ UInt64(value.bitPattern)) &* 0x100_0000_01b3 }
+        let seconds = Date().timeIntervalSince(started)
+        var fields: [String: Any] = [
+            "event": "done", "pid": Int(getpid()), "steps": steps, "accuracy": Double(final ?? -1), "params_hash": String(hash, radix: 16),
+            "world_size": worldSize, "seconds": seconds, "files": written,
+        ]
+        fields.merge(extra) { a, _ in a }
+        let accuracyText = final.map { String(format: "held-out accuracy %.2f%%", 100 * $0) } ?? "no held-out data"
+        report.say("member \(member): \(accuracyText) after \(steps) steps in \(String(format: "%.2f", seconds)) s"
+                   + (written.isEmpty ? "" : "\nwritten: \(written.joined(separator: ", "))"), event: fields)
+        if let final, final < options.minAccuracy {
+            throw ValidationError(String(format: "accuracy %.4f is below --min-accuracy %.4f", final, options.minAccuracy))
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import ArgumentParser
+import Foundation
+
+/// The options every example trainer shares (model- and data-specific ones are the example's).
+public struct TrainerOptions: ParsableArguments {
+    @Option(help: "Epochs to train (ignored with --steps).")
+    public var epochs = 30
+    @Option(help: "Total steps (default: epochs × steps per epoch).")
+    public var steps: Int?
+    @Option(help: "Global batch size: split among the members, the same whatever their number.")
+    public var batchSize = 64
+    @Option(name: .customLong("lr"), help: "Learning rate (cosine decay over the run).")
+    public var learningRate: Float = 3e-3
+    @Option(help: "Seed for data order and initial weights.")
+    public var seed: UInt64 = 42
+
+    @Option(help: "auto, single, tcp, mpi or elastic. auto: elastic if --elastic or PHALANX_ELASTIC=1, mpi under mpirun, tcp with PHALANX_*/torchrun variables, else single.")
+    public var backend = "auto"
+    @Flag(help: "Elastic training over TCP (survives failed members, admits joiners).")
+    public var elastic = false
+    @Option(help: "Elastic: the fewest members training may go on with.")
+    public var minMembers: Int?
+    @Option(help: "Elastic: collective timeout in ms (heartbeat timeout is 3/4 of it).")
+    public var failureTimeoutMs: Int?
+    @Option(help: "Elastic: seconds to wait for joiners below the minimum.")
+    public var joinWaitS: Double?
+
+    @Option(help: "Start from the weights in this safetensors file (names as in --save).")
+    public var `init`: String?
+    @Option(help: "Write the final weights here (safetensors); {member} is replaced by the member id.")
+    public var save: String?
+    @Option(help: "Durable checkpoints in this directory; a run started again resumes from the newest valid one.")
+    public var checkpointDir: String?
+    @Option(help: "Steps between checkpoints.")
+    public var checkpointEvery = 50
+    @Option(help: "Directory for metrics (JSON lines), the timeline (Chrome trace) and the plot (SVG). Default: PHALANX_OUT_DIR, else none.")
+    public var outDir: String?
+    @Option(help: "Print a progress line every N steps (default: every 5 epochs).")
+    public var printEvery: Int?
+    @Flag(help: "Print JSON lines (events) instead of text.")
+    public var json = false
+    @Option(help: "Fail (exit 1) if the final held-out accuracy is below this.")
+    public var minAccuracy: Float = 0
+
+    @Option(help: "Fault injection: SIGKILL this rank/member at --at-step (also PHALANX_KILL_RANK).")
+    public var killRank: Int?
+    @Option(help: "Fault injection: the step for --kill-rank (also PHALANX_KILL_AT_STEP).")
+    public var atStep: Int?
+    @Option(help: "Fault injection, general form: kill|leave|recoverykill|changekill:MEMBER:STEP[,…] (also PHALANX_FAULT).")
+    public var fault: String?
+    @Option(help: "Single process: SIGKILL itself after step S (to watch a resume from checkpoints).")
+    public var killAtStep: Int?
+    @Option(help: "Extra milliseconds of 'compute' per step (to make failures land mid-run in demos and tests).")
+    public var stepDelayMs = 0
+
+    public init() {}
+
+    /// The directory for metrics, timeline and plot, if any.
+    public var outputDirectory: String? { outDir ?? ProcessInfo.processInfo.environment["PHALANX_OUT_DIR"] }
+
+    /// The planned faults from the flags and the environment.
+    public func faults() throws -> [Fault] {
+        let environment = ProcessInfo.processInfo.environment
+        var list = try Fault.list(fault ?? environment["PHALANX_FAULT"] ?? "")
+        let rank = killRank ?? environment["PHALANX_KILL_RANK"].flatMap(Int.init)
+        let step = atStep ?? environment["PHALANX_KILL_AT_STEP"].flatMap(Int.init)
+        if let rank, let step { list.append(Fault(kind: .kill, member: rank, step: step)) }
+        if (rank == nil) != (step == nil) { throw ValidationError("--kill-rank and --at-step go together") }
+        return list
+    }
+}

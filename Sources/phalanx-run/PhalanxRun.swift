@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import Phalanx
+import PhalanxTelemetry
+
+/// `phalanx-run`: starts N local workers of an elastic job (like torchrun), streams their output
+/// prefixed by rank, replaces failed workers with joiners while the restart budget lasts, and
+/// stops everything cleanly on Ctrl-C.
+@main
+struct PhalanxRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "phalanx-run",
+        abstract: "Run N local workers of an elastic Phalanx job; replace failed ones as joiners.",
+        discussion: """
+            Example: phalanx-run --nproc 4 --out-dir run -- .build/release/DigitsMLP --kill-rank 2 --at-step 300
+
+            Each worker gets PHALANX_RANK, PHALANX_WORLD_SIZE, PHALANX_MASTER_ADDR/PORT (this launcher hosts the
+            rendezvous), a fresh PHALANX_JOB_SECRET, PHALANX_ELASTIC=1 and PHALANX_PEERS_FILE (for joiners).
+            Exit status: 0 when the job finished (after any recoveries), 1 when a worker failed beyond the
+            restart budget or no worker finished, 130 after Ctrl-C/SIGTERM (workers stopped, checkpoint saved).
+            """)
+
+    @Option(help: "Workers to start.")
+    var nproc: Int
+    @Option(help: "Fewest members the job may go on with (PHALANX_MIN_MEMBERS for the workers).")
+    var minNproc: Int?
+    @Option(help: "Failed workers replaced by joiners, at most.")
+    var maxRestarts = 3
+    @Option(help: "Address the workers and the rendezvous use.")
+    var masterAddr = "127.0.0.1"
+    @Option(help: "Rendezvous port (0: any free port).")
+    var masterPort: UInt16 = 0
+    @Option(help: "Directory for the workers' metrics, timelines and plot (PHALANX_OUT_DIR); the timelines are merged into timeline.json at the end.")
+    var outDir: String?
+    @Argument(parsing: .captureForPassthrough, help: "The trainer and its arguments (after --).")
+    var command: [String]
+
+    func validate() throws {
+        guard nproc >= 1 else { throw ValidationError("--nproc must be at least 1") }
+        guard maxRestarts >= 0 else { throw ValidationError("--max-restarts must be ≥ 0") }
+        if let minNproc, minNproc < 1 || minNproc > nproc { throw ValidationError("--min-nproc must be between 1 and --nproc") }
+        guard !command.filter({ $0 != "--" }).isEmpty else { throw ValidationError("give the trainer after --") }
+    }
+
+    func run() throws {
+        let arguments = command.first == "--" ? Array(command.dropFirst()) : command
+        let secret = JobCredentials.randomSecret()
+        let jobID = "phalanx-run-\(getpid())"
+        let server = try RendezvousServer(
+            host: masterAddr, port: masterPort, worldSize: nproc, credentials: JobCredentials(jobID: jobID, secret: Array(secret.utf8)),
+            timeout: .seconds(300))
+        server.start()
+        let scratch = NSTemporaryDirectory() + "phalanx-run-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        if let outDir { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }
+        var environment: [String: String] = [
+            "PHALANX_WORLD_SIZE": "\(nproc)", "PHALANX_MASTER_ADDR": masterAddr, "PHALANX_MASTER_PORT": "\(server.port)",
+            "PHALANX_RENDEZVOUS_EXTERNAL": "1", "PHALANX_JOB_ID": jobID, "PHALANX_JOB_SECRET": secret,
+            "PHALANX_PEERS_FILE": "\(scratch)/peers", "PHALANX_ELASTIC": "1",
+        ]
+        if let minNproc { environment["PHALANX_MIN_MEMBERS"] = "\(minNproc)" }
+        if let outDir { environment["PHALANX_OUT_DIR"] = outDir }
+
+        let supervisor = Supervisor(arguments: arguments, environment: environment)
+        Signals.forward(to: supervisor)
+        for rank in 0..<nproc { try supervisor.spawn(label: "\(rank)", extra: ["PHALANX_RANK": "\(rank)"]) }
+        let outcome = withExtendedLifetime(server) { supervisor.supervise(maxRestarts: maxRestarts) }
+        if let outDir {
+            mergeTimelines(in: outDir)
+            let files = ((try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []).sorted()
+            let shown = files.filter { $0 == "timeline.json" || $0 == "plot.svg" || $0.hasPrefix("metrics-") }
+            supervisor.say("metrics, timeline and plot in \(outDir)/: \(shown.joined(separator: ", "))"
+                + " (open timeline.json in https://ui.perfetto.dev or chrome://tracing, plot.svg in a browser)")
+        }
+        supervisor.say(outcome.summary)
+        throw ExitCode(outcome.code)
+    }
+
+    private func mergeTimelines(in directory: String) {
+        let parts = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasPrefix("timeline-") && $0.hasSuffix(".json") }.sorted().map { "\(directory)/\($0)" }
+        guard !parts.isEmpty else { return }
+        do { try Timeline.merge(parts, into: "\(directory)/timeline.json") } catch {
+            FileHandle.standardError.write(Data("phalanx-run: could not merge timelines: \(error)\n".utf8))
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import PhalanxTelemetry
+import PhalanxTesting
+import Testing
+
+/// The launcher: recoveries, the restart budget, Ctrl-C, and the files a run leaves.
+@Suite(.serialized) struct PhalanxRunTests {
+    static func launch(_ arguments: [String], trainer: [String]) throws -> WorkerProcesses {
+        try WorkerProcesses(
+            executable: "phalanx-run", arguments: arguments + ["--", ExampleLaunchTests.binary("DigitsMLP"), "--hidden", "32", "--print-every", "20"] + trainer,
+            count: 1) { _ in ExampleLaunchTests.rootEnvironment }
+    }
+
+    static func directory(_ name: String) -> String {
+        let path = NSTemporaryDirectory() + "phalanx-run-\(name)-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    @Test func aKilledWorkerIsReplacedAndTheJobSucceedsWithEveryPhaseRecorded() throws {
+        let out = Self.directory("out")
+        let output = try Self.launch(
+            ["--nproc", "3", "--max-restarts", "1", "--out-dir", out],
+            trainer: ["--steps", "120", "--kill-rank", "1", "--at-step", "40", "--step-delay-ms", "5", "--checkpoint-dir", "\(out)/ckpt", "--checkpoint-every", "20"]
+        ).wait(timeout: .seconds(180))[0]
+        #expect(output.status == 0, "\(output.stderr.suffix(1500))")
+        #expect(output.stderr.contains("starting worker 3 to join in its place"), "\(output.stderr.suffix(1500))")
+        #expect(output.stdout.contains("member 1 lost at step 40"), "\(output.stdout.suffix(1500))")
+        #expect(output.stdout.components(separatedBy: "held-out accuracy").count - 1 == 3, "three workers finish")
+
+        // The timeline: JSON, every phase, one process per member that finished.
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(out)/timeline.json"))
+        let events = try #require(try JSONSerialization.jsonObject(with: data) as? [[String: Any]])
+        let phases = Set(events.filter { $0["ph"] as? String == "X" }.compactMap { $0["name"] as? String })
+        #expect(phases == Set(Timeline.Phase.allCases.map(\.rawValue)), "\(phases)")
+        #expect(Set(events.compactMap { $0["pid"] as? Int }).isSuperset(of: [0, 2, 3]))
+        // The plot: well-formed, both series, the loss and the join marked.
+        let svg = try String(contentsOfFile: "\(out)/plot.svg", encoding: .utf8)
+        #expect(svg.contains("data-series=\"loss\"") && svg.contains("data-series=\"samples/s\""))
+        #expect(svg.contains(">lost 1<") && svg.contains(">joined 3<"), "\(svg.suffix(600))")
+        // Metrics: JSON lines with the change.
+        let metrics = MetricsLog.read(path: "\(out)/metrics-0.jsonl")
+        #expect(metrics.contains { $0["event"] as? String == "change" && $0["lost"] as? [Int] == [1] })
+        #expect(metrics.filter { $0["event"] as? String == "step" }.count >= 100)
+    }
+
+    @Test func aFailureBeyondTheRestartBudgetFailsTheJob() throws {
+        let output = try Self.launch(["--nproc", "2", "--max-restarts", "0"], trainer: ["--steps", "60", "--kill-rank", "1", "--at-step", "10"])
+            .wait(timeout: .seconds(120))[0]
+        #expect(output.status == 1, "\(output.stderr.suffix(800))")
+        #expect(output.stderr.contains("no restarts left"), "\(output.stderr.suffix(800))")
+    }
+
+    @Test func ctrlCStopsEveryWorkerWithTheCheckpointSaved() throws {
+        let checkpoints = Self.directory("ckpt")
+        let job = try Self.launch(["--nproc", "2"], trainer: ["--steps", "100000", "--step-delay-ms", "5", "--checkpoint-dir", checkpoints, "--checkpoint-every", "1000"])
+        #expect(job.waitForMarker("step 40/", ranks: [0], timeout: .seconds(60)))
+        job.signal(0, SIGINT)
+        let output = job.wait(timeout: .seconds(60))[0]
+        #expect(output.status == 130, "\(output.stderr.suffix(1200))")
+        #expect(output.stderr.contains("stopped by a signal at step"), "\(output.stderr.suffix(1200))")
+        let saved = try FileManager.default.contentsOfDirectory(atPath: checkpoints).filter { $0.hasSuffix(".safetensors") }
+        #expect(saved.count == 1, "\(saved)")
+        // No worker outlives the launcher.
+        #expect(!output.stdout.contains("100000/100000"))
+    }
+}
