@@ -131,11 +131,14 @@ public final class ElasticMember: @unchecked Sendable {
             // "host:port,…", or "1" to read the members' addresses from the peers file.
             let addresses = join == "1" ? peersFile.map(PeersFile.read) ?? [] : join.split(separator: ",").map(String.init)
             return try ElasticMember.join(
-                addresses: addresses, host: variables["PHALANX_HOST"] ?? variables["PHALANX_MASTER_ADDR"] ?? "127.0.0.1",
+                addresses: addresses,
+                host: variables["PHALANX_HOST"] ?? addresses.first.flatMap { $0.split(separator: ":").first }.flatMap { MemberNode.localAddress(toward: String($0)) } ?? "127.0.0.1",
                 credentials: credentials, options: options, logger: logger)
         }
         let environment = try LaunchEnvironment.detect(from: variables)
-        let host = variables["PHALANX_HOST"] ?? environment.masterAddress
+        // The address others reach this member at: PHALANX_HOST, else the local end of the
+        // route to the rendezvous (right on one machine and across hosts alike).
+        let host = variables["PHALANX_HOST"] ?? MemberNode.localAddress(toward: environment.masterAddress) ?? environment.masterAddress
         let node = try MemberNode(host: host, credentials: credentials, logger: logger)
         let heartbeat = try HeartbeatService(host: host, port: node.port, credentials: credentials,
                                              interval: options.heartbeatInterval, timeout: options.heartbeatTimeout, logger: logger)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Logging
 
@@ -53,6 +56,27 @@ public final class MemberNode: @unchecked Sendable {
     }
 
     deinit { close() }
+
+    /// The local address this machine uses to reach `host` (the interface the route to it
+    /// leaves by): what a member advertises when `PHALANX_HOST` does not say. Nil when there is
+    /// no route. No packet is sent.
+    public static func localAddress(toward host: String, port: UInt16 = 9) -> String? {
+        guard var target = try? Socket.resolve(host, port: port) else { return nil }
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        let connected = withUnsafePointer(to: &target) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { return nil }
+        var local = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else { return nil }
+        return Socket.describe(local).split(separator: ":").first.map(String.init)
+    }
 
     /// The address of this node under member id `id`.
     public func address(id: Int) -> MemberAddress { MemberAddress(id: id, host: host, port: port) }

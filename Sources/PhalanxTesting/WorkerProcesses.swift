@@ -122,6 +122,23 @@ public final class WorkerProcesses: @unchecked Sendable {
         }
     }
 
+    /// What rank `rank` has printed on standard output so far.
+    public func stdoutSoFar(_ rank: Int) -> String {
+        collected.lock()
+        defer { collected.unlock() }
+        return stdoutText[rank] ?? ""
+    }
+
+    /// Waits until rank `rank` has printed `marker` at least `count` times, at most `timeout`.
+    public func waitForMarker(_ marker: String, count: Int, rank: Int, timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if stdoutSoFar(rank).components(separatedBy: marker).count - 1 >= count { return true }
+            usleep(10_000)
+        }
+        return false
+    }
+
     /// Waits until every rank in `ranks` has printed a line containing `marker`, at most `timeout`.
     public func waitForMarker(_ marker: String, ranks: [Int], timeout: Duration) -> Bool {
         let deadline = ContinuousClock.now + timeout
