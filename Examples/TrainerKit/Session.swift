@@ -76,7 +76,12 @@ final class Session {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for value in model.store.values.buffer { hash = (hash ^ UInt64(value.bitPattern)) &* 0x100_0000_01b3 }
         let seconds = Date().timeIntervalSince(started)
+        // Steady-state throughput: the steps after the first tenth (warm-up), samples over time.
+        let steady = report.points.dropFirst(report.points.count / 10).filter { $0.samplesPerSecond > 0 }
+        let stepSeconds = steady.reduce(0.0) { $0 + Double(options.batchSize) / $1.samplesPerSecond }
+        let throughput = stepSeconds > 0 ? Double(steady.count * options.batchSize) / stepSeconds : 0
         var fields: [String: Any] = [
+            "samples_per_s": throughput,
             "event": "done", "pid": Int(getpid()), "steps": steps, "accuracy": Double(final ?? -1), "params_hash": String(hash, radix: 16),
             "world_size": worldSize, "seconds": seconds, "files": written,
         ]

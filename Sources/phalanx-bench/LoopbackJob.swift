@@ -16,7 +16,9 @@ enum LoopbackJob {
     }
 
     /// Starts the job and returns at once (keep the servers alive until it ends).
-    static func start(ranks p: Int, arguments: [String], secondRing: Bool = false) throws -> (WorkerProcesses, [RendezvousServer]) {
+    static func start(
+        ranks p: Int, arguments: [String], secondRing: Bool = false, executable: String = LoopbackJob.executable, extra: [String: String] = [:]
+    ) throws -> (WorkerProcesses, [RendezvousServer]) {
         let secret = JobCredentials.randomSecret()
         let credentials = JobCredentials(jobID: "bench", secret: Array(secret.utf8))
         let servers = try (0..<(secondRing ? 2 : 1)).map { _ in
@@ -29,7 +31,7 @@ enum LoopbackJob {
                 "PHALANX_RANK": "\(rank)", "PHALANX_WORLD_SIZE": "\(p)", "PHALANX_MASTER_ADDR": "127.0.0.1",
                 "PHALANX_MASTER_PORT": "\(ports[0])", "PHALANX_RENDEZVOUS_EXTERNAL": "1", "PHALANX_JOB_ID": "bench",
                 "PHALANX_JOB_SECRET": secret, "PHALANX_SECOND_MASTER_PORT": "\(ports.last ?? 0)",
-            ]
+            ].merging(extra) { _, new in new }
         }
         return (job, servers)
     }

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+import PhalanxTesting
+
+/// `phalanx-bench scaling`: the example trainers' throughput at 1, 2 and 4 ranks over our TCP
+/// ring and over Open MPI, and the scaling efficiency against one rank.
+struct ScalingCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scaling",
+        abstract: "Samples/s of DigitsMLP and SyntheticMLP at 1, 2 and 4 ranks over TCP and MPI, with the scaling efficiency.")
+
+    @Option(help: "World sizes, comma-separated.")
+    var ranks = "1,2,4"
+    @Option(help: "Steps per run.")
+    var steps = 300
+    @Flag(help: "Print JSON lines instead of a table.")
+    var json = false
+
+    struct Trainer {
+        let name: String
+        let arguments: [String]
+    }
+
+    func run() throws {
+        let trainers = [
+            Trainer(name: "DigitsMLP", arguments: ["--hidden", "128", "--batch-size", "256"]),
+            Trainer(name: "SyntheticMLP", arguments: ["--features", "256", "--hidden", "1024", "--layers", "2", "--batch-size", "512"]),
+        ]
+        let directory = URL(fileURLWithPath: LoopbackJob.executable).deletingLastPathComponent().path
+        var rows: [[String: Any]] = []
+        for trainer in trainers {
+            var single: Double?
+            for p in ranks.split(separator: ",").compactMap({ Int($0) }) {
+                for backend in p == 1 ? ["single"] : ["tcp", "mpi"] {
+                    let rate = try measure(trainer, binary: "\(directory)/\(trainer.name)", ranks: p, backend: backend)
+                    if p == 1 { single = rate }
+                    let efficiency = single.map { rate / (Double(p) * $0) } ?? .nan
+                    let row: [String: Any] = ["trainer": trainer.name, "ranks": p, "backend": backend, "samples_per_s": rate, "efficiency": efficiency]
+                    if json { emit(row) }
+                    rows.append(row)
+                }
+            }
+        }
+        if !json {
+            print("trainer        ranks  backend  samples/s   efficiency vs 1 rank")
+            for row in rows {
+                print(String(format: "%-13s  %5d  %-7s  %9.0f   %.2f", (row["trainer"] as? String ?? "") as NSString, row["ranks"] as? Int ?? 0,
+                             (row["backend"] as? String ?? "") as NSString, row["samples_per_s"] as? Double ?? 0, row["efficiency"] as? Double ?? .nan))
+            }
+        }
+    }
+
+    /// Mean over ranks of each rank's steady-state samples/s (all ranks see the same global rate).
+    private func measure(_ trainer: Trainer, binary: String, ranks p: Int, backend: String) throws -> Double {
+        let arguments = trainer.arguments + ["--steps", "\(steps)", "--json", "--print-every", "1000000"]
+        let outputs: [WorkerProcesses.Output]
+        switch backend {
+        case "mpi":
+            outputs = try WorkerProcesses(
+                executable: "/usr/bin/env", arguments: ["mpirun", "--oversubscribe", "-np", "\(p)", "-x", "OPENBLAS_NUM_THREADS=1", binary] + arguments, count: 1
+            ) { _ in ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"] }.wait(timeout: .seconds(600))
+        case "tcp":
+            let (job, servers) = try LoopbackJob.start(ranks: p, arguments: arguments + ["--backend", "tcp"], executable: binary, extra: ["OPENBLAS_NUM_THREADS": "1"])
+            outputs = withExtendedLifetime(servers) { job.wait(timeout: .seconds(600)) }
+        default:
+            outputs = try WorkerProcesses(executable: binary, arguments: arguments, count: 1) { _ in ["OPENBLAS_NUM_THREADS": "1"] }.wait(timeout: .seconds(600))
+        }
+        let rates = outputs.flatMap(\.jsonLines).filter { $0["event"] as? String == "done" }.compactMap { $0["samples_per_s"] as? Double }
+        guard rates.count == p else { throw ValidationError("\(trainer.name) at \(p) ranks (\(backend)) did not finish: \(outputs.map { $0.stderr.suffix(400) })") }
+        return rates.reduce(0, +) / Double(p)
+    }
+}
