@@ -22,11 +22,14 @@ struct AllReduceWorkerCommand: ParsableCommand {
     @Option(help: "Minimum timed seconds per size.")
     var seconds = 0.3
 
+    @Option(help: "Segment size of our ring in bytes (tuning experiments).")
+    var segmentBytes = CollectiveOptions.default.segmentBytes
+
     typealias AllReduce = (UnsafeMutableBufferPointer<Float>) throws -> Void
 
     /// Makes the all-reduce of one backend; returns it with this rank and the world size.
     func contender(_ name: String) throws -> (AllReduce, Int, Int) {
-        let options = CollectiveOptions(timeout: .seconds(30))
+        let options = CollectiveOptions(timeout: .seconds(30), segmentBytes: segmentBytes)
         switch name {
         case "tcp":
             let communicator = try TCPBootstrap.communicator()
