@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "phalanx-run", targets: ["phalanx-run"]),
         .executable(name: "MNISTMLP", targets: ["MNISTMLP"]),
         .executable(name: "SyntheticMLP", targets: ["SyntheticMLP"]),
+        .executable(name: "QuickStart", targets: ["QuickStart"]),
         .executable(name: "phalanx-bench", targets: ["phalanx-bench"]),
         .executable(name: "DigitsMLP", targets: ["DigitsMLP"]),
         .executable(name: "phalanx-check", targets: ["phalanx-check"]),
@@ -92,6 +93,7 @@ let package = Package(
         .executableTarget(
             name: "SyntheticMLP", dependencies: ["Phalanx", "TrainerKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/SyntheticMLP", exclude: ["README.md"]),
+        .executableTarget(name: "QuickStart", dependencies: ["Phalanx", "PhalanxElastic"], path: "Examples/QuickStart"),
         .executableTarget(
             name: "phalanx-run",
             dependencies: ["Phalanx", "PhalanxTelemetry", .product(name: "ArgumentParser", package: "swift-argument-parser")]

@@ -44,6 +44,14 @@ import Testing
         #expect(metrics.filter { $0["event"] as? String == "step" }.count >= 100)
     }
 
+    @Test func theReadmeQuickStartRunsUnderTheLauncher() throws {
+        let output = try WorkerProcesses(
+            executable: "phalanx-run", arguments: ["--nproc", "2", "--", ExampleLaunchTests.binary("QuickStart")], count: 1
+        ) { _ in ExampleLaunchTests.rootEnvironment }.wait(timeout: .seconds(120))[0]
+        #expect(output.status == 0, "\(output.stderr.suffix(800))")
+        #expect(output.stdout.contains("[0] member 0 finished 870 steps") && output.stdout.contains("[1] member 1 finished 870 steps"), "\(output.stdout.suffix(800))")
+    }
+
     @Test func aFailureBeyondTheRestartBudgetFailsTheJob() throws {
         let output = try Self.launch(["--nproc", "2", "--max-restarts", "0"], trainer: ["--steps", "60", "--kill-rank", "1", "--at-step", "10"])
             .wait(timeout: .seconds(120))[0]
