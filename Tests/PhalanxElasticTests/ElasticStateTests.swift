@@ -90,3 +90,20 @@ struct ElasticStateTests {
         #expect(Array(otherOptimizer.state.buffer) == Array(optimizer.state.buffer))
     }
 }
+
+/// Options that contradict each other are refused before anything starts.
+struct ElasticOptionsTests {
+    @Test func contradictionsAreNamed() throws {
+        try ElasticOptions().validate()
+        var options = ElasticOptions()
+        options.minimumMembers = 5
+        options.maximumMembers = 3
+        #expect(throws: ElasticError.invalidOptions("maximumMembers (3) is below minimumMembers (5)")) { try options.validate() }
+        options = ElasticOptions()
+        options.heartbeatTimeout = .seconds(3)
+        #expect { try options.validate() } throws: { ($0 as? ElasticError)?.description.contains("heartbeatTimeout") == true }
+        options = ElasticOptions()
+        options.agreementTimeout = .zero
+        #expect { try options.validate() } throws: { ($0 as? ElasticError)?.description.contains("agreementTimeout") == true }
+    }
+}
