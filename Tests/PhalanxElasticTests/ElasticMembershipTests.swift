@@ -87,6 +87,11 @@ import Testing
         #expect(survivor.stderr.contains("restart the job to resume"), "\(survivor.stderr.suffix(800))")
         let saved = try FileManager.default.contentsOfDirectory(atPath: checkpoints).filter { $0.hasSuffix(".safetensors") }
         #expect(saved.contains("step-000000000025.safetensors"), "\(saved)")
+        // Exactly one member wrote each periodic checkpoint.
+        for step in [10, 20] {
+            let writers = outputs.filter { $0.stderr.contains("checkpoint step \(step): ") }
+            #expect(writers.count == 1, "step \(step) written by \(writers.map(\.rank))")
+        }
 
         // A fresh job on the same directory resumes at step 25 and finishes exactly like a job
         // that never stopped.
