@@ -77,10 +77,13 @@ extension Session {
             lastLoss = loss
             lossSinceReport += loss * Double(step.worldSize)
             stepsSinceReport += 1
-            if (step.index + 1) % printEvery == 0 || step.index + 1 == totalSteps, !options.json {
-                // This member's slices, scaled to the global batch: an estimate of the global loss.
-                report.say(report.progress.line(step: step.index + 1, epoch: sampler.epoch(ofStep: step.index), loss: lossSinceReport / Double(max(stepsSinceReport, 1)),
-                                                worldSize: step.worldSize, batchSize: options.batchSize), event: [:])
+            if (step.index + 1) % printEvery == 0 || step.index + 1 == totalSteps {
+                // The first member speaks for all; its slices, scaled to the global batch, estimate
+                // the global loss.
+                if !options.json, step.rank == 0 {
+                    report.say(report.progress.line(step: step.index + 1, epoch: sampler.epoch(ofStep: step.index), loss: lossSinceReport / Double(max(stepsSinceReport, 1)),
+                                                    worldSize: step.worldSize, batchSize: options.batchSize), event: [:])
+                }
                 lossSinceReport = 0
                 stepsSinceReport = 0
             }
