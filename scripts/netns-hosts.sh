@@ -3,15 +3,15 @@
 # bridge, so mpirun --hostfile (with scripts/netns-rsh as its rsh agent) and our TCP transport
 # talk across real interfaces on one machine. Root only (ip netns).
 #
-#   scripts/netns-hosts.sh up PREFIX N     creates PREFIX-1 … PREFIX-N at 10.77.0.2 … and bridge PREFIX-br at 10.77.0.1
-#   scripts/netns-hosts.sh down PREFIX N   removes them
+#   scripts/netns-hosts.sh up PREFIX N [S]    creates PREFIX-1 … PREFIX-N at 10.77.S.2 … and bridge PREFIX-br at 10.77.S.1
+#   scripts/netns-hosts.sh down PREFIX N      removes them
 set -eu
-action=$1 prefix=$2 count=$3
+action=$1 prefix=$2 count=$3 subnet=${4:-0}
 bridge="${prefix}-br"
 case "$action" in
 up)
     ip link add "$bridge" type bridge
-    ip addr add 10.77.0.1/24 dev "$bridge"
+    ip addr add "10.77.$subnet.1/24" dev "$bridge"
     ip link set "$bridge" up
     i=1
     while [ "$i" -le "$count" ]; do
@@ -21,10 +21,21 @@ up)
         ip link add "${prefix}v$i" type veth peer name "${prefix}p$i"
         ip link set "${prefix}v$i" master "$bridge" up
         ip link set "${prefix}p$i" netns "$ns"
-        ip netns exec "$ns" ip addr add "10.77.0.$((i + 1))/24" dev "${prefix}p$i"
+        ip netns exec "$ns" ip addr add "10.77.$subnet.$((i + 1))/24" dev "${prefix}p$i"
         ip netns exec "$ns" ip link set "${prefix}p$i" up
-        ip netns exec "$ns" ip route add default via 10.77.0.1
+        ip netns exec "$ns" ip route add default via "10.77.$subnet.1"
         i=$((i + 1))
+    done
+    # Wait (up to 5 s) until every bridge port forwards, so the first packets are not lost.
+    tries=0
+    while [ "$tries" -lt 100 ]; do
+        ready=1
+        for state in /sys/class/net/"$bridge"/brif/*/state; do
+            [ "$(cat "$state")" = 3 ] || ready=0
+        done
+        [ "$ready" = 1 ] && break
+        sleep 0.05
+        tries=$((tries + 1))
     done
     ;;
 down)
