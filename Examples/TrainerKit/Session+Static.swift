@@ -32,7 +32,7 @@ extension Session {
                 writer = AsyncCheckpointWriter(store: store) { path, saved in print("checkpoint written step \(saved): \(path)") }
             }
         }
-        if let communicator, size > 1 { try broadcastState(state, over: communicator) }
+        if let communicator, size > 1 { try state.sync(over: communicator, from: 0) }  // rank 0's (resumed) state to all
         let report = try RunReport(name: task.name, member: rank, json: options.json, directory: options.outputDirectory, startStep: state.step, totalSteps: totalSteps)
         let started = Date()
         if rank == 0 || options.json {
@@ -87,21 +87,6 @@ extension Session {
         }
         try writer?.close()
         try finish(report: report, member: rank, steps: state.step, worldSize: size, started: started, plot: rank == 0)
-    }
-
-    /// Rank 0's parameters, optimizer state, step and step count to every rank.
-    func broadcastState(_ state: ElasticState, over communicator: any Communicator) throws {
-        try communicator.broadcast(model.store.values.buffer, from: 0)
-        if optimizer.state.count > 0 { try communicator.broadcast(optimizer.state.buffer, from: 0) }
-        // Integers as bit patterns (a broadcast copies bits).
-        var words = [state.step, optimizer.stepCount].flatMap { value -> [Float] in
-            let bits = UInt64(bitPattern: Int64(value))
-            return [Float(bitPattern: UInt32(truncatingIfNeeded: bits >> 32)), Float(bitPattern: UInt32(truncatingIfNeeded: bits))]
-        }
-        try words.withUnsafeMutableBufferPointer { try communicator.broadcast($0, from: 0) }
-        let values = (0..<2).map { Int(Int64(bitPattern: UInt64(words[2 * $0].bitPattern) << 32 | UInt64(words[2 * $0 + 1].bitPattern))) }
-        optimizer.stepCount = values[1]
-        state.resume(at: values[0])
     }
 
     /// Fault injection: dies as abruptly as a power cut would take it.

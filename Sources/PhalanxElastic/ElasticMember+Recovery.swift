@@ -72,15 +72,12 @@ extension ElasticMember {
             let answers = answerLeftovers()
             lock.unlock()
             send(answers)
-            guard let position = decision.membership.position(of: id) else {
+            guard decision.membership.position(of: id) != nil else {
                 throw ElasticError.evicted(id: id, epoch: decision.membership.epoch, reason: "the others decided without this member")
             }
             // Watch the new neighbours from now on (they beat at the old or the new epoch while
             // they catch up), before the ring is built.
-            let count = decision.membership.members.count
-            heartbeat.watch(id: id, epoch: decision.membership.epoch, peers: count > 1 ? Array(Set([
-                decision.membership.members[(position + 1) % count], decision.membership.members[(position - 1 + count) % count],
-            ])) : [])
+            watchNeighbours(in: decision.membership)
             lock.lock()
             let leftovers = !pending.isEmpty
             interruption.reset()
@@ -90,9 +87,9 @@ extension ElasticMember {
             do {
                 rebuild = try connect(decision.membership, previous: transport, previousMembers: before.members)
             } catch let error as CollectiveError {
-                if let peer = error.peer {
-                    let lost = decision.membership.members[(position + (peer == (position + 1) % count ? 1 : count - 1)) % count]
-                    suspects = [lost.id]
+                // The error names the neighbour's ring position in the new membership.
+                if let peer = error.peer, decision.membership.members.indices.contains(peer) {
+                    suspects = [decision.membership.members[peer].id]
                 } else { suspects = [] }
                 current = decision.membership
                 logger.warning("member \(id): rebuilding epoch \(current.epoch) failed: \(error)")

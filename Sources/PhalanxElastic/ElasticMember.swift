@@ -187,14 +187,14 @@ public final class ElasticMember: @unchecked Sendable {
             abortHandler: { [weak self] error in self?.alertAll(error) })
         self.transport = transport
         ring = RingCommunicator(transport: transport, epoch: membership.epoch)
-        let count = membership.members.count
-        if let position = membership.position(of: id), count > 1 {
-            let neighbours = Set([membership.members[(position + 1) % count], membership.members[(position - 1 + count) % count]])
-            heartbeat.watch(id: id, epoch: membership.epoch, peers: Array(neighbours))
-        } else {
-            heartbeat.watch(id: id, epoch: membership.epoch, peers: [])
-        }
+        watchNeighbours(in: membership)
         return rebuild
+    }
+
+    /// Points heartbeats at this member's ring neighbours in `membership` (none when alone);
+    /// their silence counts from now.
+    func watchNeighbours(in membership: Membership) {
+        heartbeat.watch(id: id, epoch: membership.epoch, peers: membership.neighbours(of: id))
     }
 
     /// A collective failed here: tell every member of the epoch at once (UDP alert).

@@ -97,13 +97,6 @@ public final class ElasticState {
         commit()
     }
 
-    /// Sets the step (after the buffers were filled by other means, e.g. a broadcast) and
-    /// commits everything as it is.
-    public func resume(at step: Int) {
-        self.step = step
-        commit()
-    }
-
     /// Copies the live buffers and counters into the committed copy (at the current step).
     public func commit() {
         for entry in entries where entry.buffer.count > 0 && entry.committed !== entry.buffer {
@@ -126,10 +119,11 @@ public final class ElasticState {
         dirty = false
     }
 
-    /// Sends the committed state of ring position `root` to every member (buffers bit for bit,
-    /// then step and counters), and commits it everywhere.
+    /// Sends the committed state of rank `root` to every rank (buffers bit for bit, then step and
+    /// counters), and commits it everywhere. Any communicator serves: the elastic ring after a
+    /// change, or a static TCP or MPI job at its start.
     /// - Throws: `CollectiveError` from the broadcasts (a failure during the transfer).
-    func sync(over communicator: RingCommunicator, from root: Int, options: CollectiveOptions) throws {
+    public func sync(over communicator: any Communicator, from root: Int, options: CollectiveOptions = .default) throws {
         restore()
         // From here the live buffers are being overwritten: a failure must roll them back
         // (snapshot) or mark this member's state as unusable (in place).

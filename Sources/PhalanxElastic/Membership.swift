@@ -23,6 +23,14 @@ public struct Membership: Codable, Sendable, Equatable {
     /// The ring position of member `id`, if it is one.
     public func position(of id: Int) -> Int? { members.firstIndex { $0.id == id } }
 
+    /// The right and left ring neighbours of member `id` (one when there are two members, none
+    /// when it is alone or not a member).
+    public func neighbours(of id: Int) -> [MemberAddress] {
+        guard let position = position(of: id), members.count > 1 else { return [] }
+        let right = members[(position + 1) % members.count], left = members[(position - 1 + members.count) % members.count]
+        return right == left ? [right] : [right, left]
+    }
+
     /// The leader: the first member in ring order (it takes join requests).
     public var leader: MemberAddress? { members.first }
 }

@@ -31,12 +31,10 @@ extension TCPTransport {
         var receiving = expected != nil
         var lastProgress = ContinuousClock.now
         var idleSpins = 0
-        sendInterrupted = false
         outgoingRemainder = nil
         incomingRemainder = nil
         defer {
-            sendInterrupted = sent > 0 && sent < sendTotal
-            if sendInterrupted { outgoingRemainder = OutgoingRemainder(header: headerBytes, sent: sent, total: sendTotal) }
+            if sent > 0 && sent < sendTotal { outgoingRemainder = OutgoingRemainder(header: headerBytes, sent: sent, total: sendTotal) }
             if receiving && headerCount > 0 {
                 incomingRemainder = IncomingRemainder(header: receivedHeader, headerCount: headerCount, payloadReceived: payloadCount)
             }
@@ -199,7 +197,7 @@ extension TCPTransport {
         let frame = Wire.encode(.abort, header) + report
         logger.error("rank \(rank) aborting the ring: \(error)")
         if let right {
-            if sendInterrupted { right.shutdown() } else {
+            if outgoingRemainder != nil { right.shutdown() } else {
                 try? right.writeAll(frame, deadline: Deadline(after: .milliseconds(200)))
                 right.shutdownWrite()
             }

@@ -21,9 +21,8 @@ public final class TCPTransport: Transport, @unchecked Sendable {
     private(set) var left: Socket?
     let logger: Logger
     var aborted: CollectiveError?
-    /// True when the last exchange stopped in the middle of an outgoing frame.
-    var sendInterrupted = false
-    /// Where the last exchange left the outgoing stream when it stopped mid-frame.
+    /// Where the last exchange left the outgoing stream when it stopped mid-frame (nil: at a
+    /// frame boundary).
     var outgoingRemainder: OutgoingRemainder?
     /// Where the last exchange left the incoming stream when it stopped mid-frame.
     var incomingRemainder: IncomingRemainder?

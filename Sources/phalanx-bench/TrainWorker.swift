@@ -136,8 +136,8 @@ struct TrainWorkerCommand: ParsableCommand {
     }
 }
 
-/// A learnable synthetic task: inputs with Gaussian features, labels from a fixed random linear
-/// map; an MLP input → hidden → hidden → 10 trained with SGD and momentum.
+/// The synthetic task (`SyntheticDataset`) with an MLP input → hidden → hidden → 10 trained with
+/// SGD and momentum.
 final class SyntheticWorkload {
     let model: Sequential
     let optimizer: SGD
@@ -145,20 +145,7 @@ final class SyntheticWorkload {
     let sampler: GlobalBatchSampler
 
     init(input: Int, hidden: Int, batch: Int, samples: Int = 8192, seed: UInt64 = 7) throws {
-        var generator = SeededGenerator(seed: seed)
-        let projection = (0..<(input * 10)).map { _ in generator.nextNormal() }
-        var features = [Float](repeating: 0, count: samples * input)
-        var labels = [Int](repeating: 0, count: samples)
-        for i in 0..<samples {
-            var scores = [Float](repeating: 0, count: 10)
-            for j in 0..<input {
-                let x = generator.nextNormal()
-                features[i * input + j] = x
-                for c in 0..<10 { scores[c] += x * projection[j * 10 + c] }
-            }
-            labels[i] = scores.indices.max { scores[$0] < scores[$1] } ?? 0
-        }
-        data = try InMemoryDataset(features: try Tensor(shape: [samples, input], scalars: features), labels: labels, classCount: 10)
+        data = try SyntheticDataset.make(samples: samples, features: input, seed: seed)
         model = try Sequential([Linear(input, hidden), ReLU(), Linear(hidden, hidden), ReLU(), Linear(hidden, 10)], seed: seed)
         optimizer = try SGD(layout: model.store.layout, learningRate: 0.01, momentum: 0.9)
         sampler = try GlobalBatchSampler(datasetSize: samples, globalBatchSize: batch, seed: seed)

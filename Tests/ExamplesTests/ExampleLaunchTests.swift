@@ -68,7 +68,7 @@ import Testing
 
     @Test(arguments: examples)
     func elasticUnderMpirunWithRecovery(_ example: String) throws {
-        let port = try FreePort.pick()
+        let port = try LoopbackPort.free()
         var arguments = ["mpirun", "--enable-recovery", "--oversubscribe", "-np", "2"]
         arguments += ["-x", "PHALANX_JOB_SECRET=\(UUID().uuidString)", "-x", "PHALANX_MASTER_PORT=\(port)", Self.binary(example)]
         let output = try WorkerProcesses(executable: "/usr/bin/env", arguments: arguments + (try Self.arguments(example)) + ["--elastic"], count: 1) { _ in
@@ -112,21 +112,6 @@ import Testing
             .wait(timeout: .seconds(60))
         #expect(wrong[0].status != 0)
         #expect(wrong[0].stderr.contains("layers.0.weight"), "\(wrong[0].stderr)")
-    }
-}
-
-/// A port that was free a moment ago (mpirun needs it before the job starts).
-enum FreePort {
-    static func pick() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        return UInt16(bigEndian: address.sin_port)
     }
 }
 
