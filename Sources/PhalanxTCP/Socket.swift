@@ -156,19 +156,10 @@ final class Socket: @unchecked Sendable {
         _ = setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    /// TCP_NODELAY (no Nagle delay on small frames) and large kernel buffers.
-    func configureForData(bufferBytes: Int32 = 4 << 20) {
-        var one: Int32 = 1
-        _ = setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        var size = bufferBytes
-        // The *FORCE variants pass the system maximum (net.core.[rw]mem_max, often 208 KiB)
-        // when the process may (CAP_NET_ADMIN); otherwise the plain ones take what is allowed.
-        if setsockopt(descriptor, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        }
-        if setsockopt(descriptor, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size)) != 0 {
-            _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        }
+    /// Tunes a ring data connection: TCP_NODELAY, large kernel buffers, and a congestion
+    /// control suited to short fast paths (`DataConnectionTuning`).
+    func configureForData(_ tuning: DataConnectionTuning = .current) {
+        tuning.apply(to: descriptor)
     }
 
     /// The local port (after `listen` on port 0).

@@ -1,4 +1,5 @@
 import Foundation
+import PhalanxTCP
 
 #if canImport(Glibc)
 import Glibc
@@ -119,12 +120,8 @@ enum RawTCPThroughput {
             }
         }
         let receiver = accept(listener, nil, nil)
-        for fd in [sender, receiver] {
-            var one: Int32 = 1, size: Int32 = 4 << 20
-            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(4))
-            if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, socklen_t(4)) != 0 { setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, socklen_t(4)) }
-            if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(4)) != 0 { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(4)) }
-        }
+        // Exactly the ring's tuning, congestion control included: the limit is what our sockets can do.
+        for fd in [sender, receiver] { DataConnectionTuning.current.apply(to: fd) }
         return (sender, receiver)
     }
 }
