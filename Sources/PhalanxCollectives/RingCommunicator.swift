@@ -40,6 +40,11 @@ public final class RingCommunicator: Communicator {
     /// all-gather (2(p − 1) exchanges): half the latency for messages where latency dominates.
     public var smallMessageBytes = 32 << 10
 
+    /// Whether a ring's segments flow interleaved across steps (each segment forwarded one
+    /// exchange after it arrived, while still in cache) rather than step by step. Both orders
+    /// move the same bytes; every rank must use the same one. Kept switchable for the benchmark.
+    public var interleavesSteps = true
+
     /// Ring all-reduce in place.
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp, options: CollectiveOptions) throws {
         try run(.allReduce, count: buffer.count) { call in
@@ -47,9 +52,7 @@ public final class RingCommunicator: Communicator {
                 try smallAllReduceSteps(buffer, op: op, call: &call, options: options)
                 return
             }
-            let layout = ChunkLayout(count: buffer.count, parts: worldSize)
-            try reduceScatterSteps(buffer, layout: layout, op: op, call: &call, options: options)
-            try allGatherSteps(buffer, layout: layout, call: &call, options: options)
+            try ringSteps(buffer, reduceScatter: true, allGather: true, op: op, call: &call, options: options)
         }
     }
 
@@ -58,7 +61,7 @@ public final class RingCommunicator: Communicator {
     public func reduceScatter(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp, options: CollectiveOptions) throws -> Range<Int> {
         let layout = ChunkLayout(count: buffer.count, parts: worldSize)
         try run(.reduceScatter, count: buffer.count) { call in
-            try reduceScatterSteps(buffer, layout: layout, op: op, call: &call, options: options)
+            try ringSteps(buffer, reduceScatter: true, allGather: false, op: op, call: &call, options: options)
         }
         return layout.range(rank)
     }
@@ -66,7 +69,7 @@ public final class RingCommunicator: Communicator {
     /// Ring all-gather in place.
     public func allGather(_ buffer: UnsafeMutableBufferPointer<Float>, options: CollectiveOptions) throws {
         try run(.allGather, count: buffer.count) { call in
-            try allGatherSteps(buffer, layout: ChunkLayout(count: buffer.count, parts: worldSize), call: &call, options: options)
+            try ringSteps(buffer, reduceScatter: false, allGather: true, op: .sum, call: &call, options: options)
         }
     }
 
@@ -163,40 +166,29 @@ public final class RingCommunicator: Communicator {
         if incoming != nil { call.received += 1 }
     }
 
-    /// After it, chunk `rank` of `buffer` holds the reduction over all ranks (divided by p for
-    /// `.average`).
-    private func reduceScatterSteps(
-        _ buffer: UnsafeMutableBufferPointer<Float>, layout: ChunkLayout, op: ReduceOp, call: inout Call,
+    /// Reduce-scatter (afterwards chunk `rank` of `buffer` holds the reduction over all ranks,
+    /// divided by p for `.average`), all-gather (each rank starts with its chunk `rank` and ends
+    /// with every chunk), or both: one `RingSchedule` run by the transport.
+    private func ringSteps(
+        _ buffer: UnsafeMutableBufferPointer<Float>, reduceScatter: Bool, allGather: Bool, op: ReduceOp, call: inout Call,
         options: CollectiveOptions
     ) throws {
-        let p = worldSize, r = rank, segment = Swift.max(1, options.segmentBytes / MemoryLayout<Float>.stride)
-        let base = buffer.baseAddress
-        let scratch = scratchBuffer(bytes: Swift.min(segment, Swift.max(layout.range(0).count, 1)) * MemoryLayout<Float>.stride)
-        let incomingFloats = scratch.assumingMemoryBound(to: Float.self)
-        for k in 0..<(p - 1) {
-            let sendChunk = layout.range(((r - k - 1) % p + p) % p)
-            let receiveChunk = layout.range(((r - k - 2) % p + p) % p)
-            let sends = segmentCount(sendChunk.count, segment), receives = segmentCount(receiveChunk.count, segment)
-            for j in 0..<Swift.max(sends, receives) {
-                let outgoing = j < sends ? segmentRange(sendChunk, j, segment) : nil
-                let incoming = j < receives ? segmentRange(receiveChunk, j, segment) : nil
-                var reduced = 0
-                try exchange(&call, base: base, send: outgoing, receive: incoming, into: scratch, options: options) { bytes in
-                    // Reduce every element that has fully arrived while the rest is in flight.
-                    guard let incoming, let base else { return }
-                    let ready = bytes / MemoryLayout<Float>.stride
-                    if ready > reduced {
-                        op.combine(into: base + incoming.lowerBound + reduced, from: incomingFloats + reduced, count: ready - reduced)
-                        reduced = ready
-                    }
-                }
-            }
+        let layout = ChunkLayout(count: buffer.count, parts: worldSize)
+        let segment = Swift.max(1, options.segmentBytes / MemoryLayout<Float>.stride)
+        let scratch = reduceScatter
+            ? scratchBuffer(bytes: RingSchedule.scratchElements(layout: layout, segment: segment) * MemoryLayout<Float>.stride)
+                .assumingMemoryBound(to: Float.self)
+            : nil
+        let current = call
+        let schedule = RingSchedule(
+            base: buffer.baseAddress, scratch: scratch, layout: layout, rank: rank, reduceScatter: reduceScatter,
+            allGather: allGather, op: op, segment: segment, interleaved: interleavesSteps
+        ) { [self] outgoing, index, elements in
+            header(current, step: (outgoing ? current.sent : current.received) + UInt32(index), elements: elements)
         }
-        if op == .average, let base {
-            let own = layout.range(r)
-            let scale = 1 / Float(p)
-            for i in own { base[i] *= scale }
-        }
+        try transport.run(schedule, timeout: options.timeout)
+        call.sent += UInt32(schedule.sendCount)
+        call.received += UInt32(schedule.receiveCount)
     }
 
     /// Every rank's whole buffer travels once round the ring (an all-gather of the inputs into a
@@ -209,38 +201,18 @@ public final class RingCommunicator: Communicator {
         guard let base = buffer.baseAddress, n > 0 else {
             // Still one message per step, so that ranks with other counts find out.
             let empty = UnsafeMutableBufferPointer<Float>(start: nil, count: 0)
-            try allGatherSteps(empty, layout: ChunkLayout(count: 0, parts: p), call: &call, options: options)
+            try ringSteps(empty, reduceScatter: false, allGather: true, op: op, call: &call, options: options)
             return
         }
         let slots = UnsafeMutablePointer<Float>(scratchBuffer(bytes: p * n * MemoryLayout<Float>.stride).assumingMemoryBound(to: Float.self))
         (slots + r * n).update(from: base, count: n)
         let gathered = UnsafeMutableBufferPointer(start: slots, count: p * n)
-        try allGatherSteps(gathered, layout: ChunkLayout(count: p * n, parts: p), call: &call, options: options)
+        try ringSteps(gathered, reduceScatter: false, allGather: true, op: op, call: &call, options: options)
         base.update(from: slots, count: n)
         for source in 1..<p { op.combine(into: base, from: slots + source * n, count: n) }
         if op == .average {
             let scale = 1 / Float(p)
             for i in 0..<n { base[i] *= scale }
-        }
-    }
-
-    /// Each rank starts with its own chunk `rank`; afterwards every rank has every chunk.
-    private func allGatherSteps(
-        _ buffer: UnsafeMutableBufferPointer<Float>, layout: ChunkLayout, call: inout Call, options: CollectiveOptions
-    ) throws {
-        let p = worldSize, r = rank, segment = Swift.max(1, options.segmentBytes / MemoryLayout<Float>.stride)
-        let base = buffer.baseAddress
-        for k in 0..<(p - 1) {
-            let sendChunk = layout.range(((r - k) % p + p) % p)
-            let receiveChunk = layout.range(((r - k - 1) % p + p) % p)
-            let sends = segmentCount(sendChunk.count, segment), receives = segmentCount(receiveChunk.count, segment)
-            for j in 0..<Swift.max(sends, receives) {
-                let outgoing = j < sends ? segmentRange(sendChunk, j, segment) : nil
-                let incoming = j < receives ? segmentRange(receiveChunk, j, segment) : nil
-                // Received straight into place: no scratch, no copy.
-                let destination = incoming.flatMap { range in base.map { UnsafeMutableRawPointer($0 + range.lowerBound) } }
-                try exchange(&call, base: base, send: outgoing, receive: incoming, into: destination, options: options) { _ in }
-            }
         }
     }
 

@@ -77,8 +77,41 @@ public protocol Transport: AnyObject {
         timeout: Duration, progress: (Int) throws -> Void
     ) throws
 
+    /// Runs a whole schedule of frames: sends its outgoing frames to the right neighbour and
+    /// receives its incoming frames from the left one, both in order, starting outgoing frame `i`
+    /// only once `schedule.requiredReceives(beforeSending: i)` incoming frames are complete.
+    /// The default implementation performs one `exchange` per frame pair (lock-step); a
+    /// transport that can stream (TCP) overrides it to keep both directions busy.
+    ///
+    /// - Throws: what `exchange` throws, or `.invalidArgument` when the schedule can make no
+    ///   progress (it waits for more incoming frames than it has).
+    func run(_ schedule: any FrameSchedule, timeout: Duration) throws
+
     /// Reports `error` to both neighbours (best effort, never blocks for long) so that every rank
     /// of the ring fails promptly instead of waiting for its timeout. After `abort`, every call
     /// throws `.closed`.
     func abort(_ error: CollectiveError)
+}
+
+extension Transport {
+    /// Runs `schedule` as a series of `exchange` calls: each sends the next outgoing frame if
+    /// it may leave and receives the next incoming frame if one is left.
+    public func run(_ schedule: any FrameSchedule, timeout: Duration) throws {
+        var sent = 0, received = 0
+        let none = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        while sent < schedule.sendCount || received < schedule.receiveCount {
+            let sending = sent < schedule.sendCount && schedule.requiredReceives(beforeSending: sent) <= received
+            let receiving = received < schedule.receiveCount
+            guard sending || receiving else { throw FrameScheduleStall(schedule: schedule, rank: rank, sent: sent).error }
+            let outgoing = sending ? schedule.outgoing(sent) : nil
+            let incoming = receiving ? schedule.incoming(received) : nil
+            let index = received
+            try exchange(
+                send: outgoing?.header, outgoing?.payload ?? UnsafeRawBufferPointer(none),
+                receive: incoming?.header, into: incoming?.destination ?? none, timeout: timeout
+            ) { bytes in try schedule.received(index, bytes: bytes) }
+            if sending { sent += 1 }
+            if receiving { received += 1 }
+        }
+    }
 }

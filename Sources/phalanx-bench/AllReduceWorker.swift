@@ -10,7 +10,7 @@ struct AllReduceWorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "allreduce-worker", abstract: "One rank of the all-reduce sweep (see 'allreduce').", shouldDisplay: false)
 
-    @Option(help: "tcp | mpi | mpi-ring | mpi-raw, or several separated by commas: they are then timed in alternating batches in the same job, so their ratio is not blurred by the machine's changing load.")
+    @Option(help: "tcp | tcp-steps | mpi | mpi-ring | mpi-raw, or several separated by commas: they are then timed in alternating batches in the same job, so their ratio is not blurred by the machine's changing load.")
     var backend: String
 
     @Option(help: "Labels for the JSON lines, comma-separated, one per backend.")
@@ -28,11 +28,16 @@ struct AllReduceWorkerCommand: ParsableCommand {
     typealias AllReduce = (UnsafeMutableBufferPointer<Float>) throws -> Void
 
     /// Makes the all-reduce of one backend; returns it with this rank and the world size.
-    func contender(_ name: String) throws -> (AllReduce, Int, Int) {
+    func contender(_ name: String, tcp: inout RingCommunicator?) throws -> (AllReduce, Int, Int) {
         let options = CollectiveOptions(timeout: .seconds(30), segmentBytes: segmentBytes)
         switch name {
-        case "tcp":
-            let communicator = try TCPBootstrap.communicator()
+        case "tcp", "tcp-steps":
+            // One ring of connections serves both: "tcp-steps" sends the segments step by step
+            // instead of interleaved across steps (`RingCommunicator.interleavesSteps`).
+            let interleaved = try tcp ?? TCPBootstrap.communicator()
+            tcp = interleaved
+            let communicator = name == "tcp" ? interleaved : RingCommunicator(transport: interleaved.transport)
+            communicator.interleavesSteps = name == "tcp"
             return ({ try communicator.allReduce($0, op: .sum, options: options) }, communicator.rank, communicator.worldSize)
         case "mpi":
             let communicator = try MPICommunicator()
@@ -58,8 +63,9 @@ struct AllReduceWorkerCommand: ParsableCommand {
         guard labels.count == names.count else { throw ValidationError("one label per backend") }
         var runs: [AllReduce] = []
         var rank = 0, worldSize = 1
+        var tcp: RingCommunicator?
         for name in names {
-            let (run, r, p) = try contender(name)
+            let (run, r, p) = try contender(name, tcp: &tcp)
             runs.append(run)
             (rank, worldSize) = (r, p)
         }

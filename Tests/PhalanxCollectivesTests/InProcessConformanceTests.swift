@@ -21,6 +21,26 @@ import Testing
         for failures in results { #expect(failures.isEmpty, "\(failures.prefix(3))") }
     }
 
+    /// Segments of two floats: chunks of 2 and 3 elements then span one and two segments, so
+    /// steps carry different numbers of frames, in both wire orders.
+    @Test(arguments: [2, 3, 4, 5], [true, false])
+    func tinySegmentsInBothOrders(worldSize: Int, interleaved: Bool) throws {
+        let ring = InProcessRing(worldSize: worldSize)
+        let counts = [0, 1, worldSize - 1, worldSize + 1, 13, 2 * worldSize + 1, 3 * worldSize - 1, 101]
+        let results = RankThreads.run(count: worldSize) { rank -> [String] in
+            let communicator = RingCommunicator(transport: ring.transport(rank: rank))
+            communicator.interleavesSteps = interleaved
+            communicator.smallMessageBytes = 0
+            do {
+                return try ConformanceSuite.run(on: communicator, counts: counts, options: CollectiveOptions(segmentBytes: 8))
+            } catch {
+                return ["\(error)"]
+            }
+        }
+        #expect(results.count == worldSize)
+        for failures in results { #expect(failures.isEmpty, "\(failures.prefix(3))") }
+    }
+
     @Test(arguments: [2, 3, 5])
     func repeatedAllReducesAreBitIdenticalOnEveryRank(worldSize: Int) {
         let ring = InProcessRing(worldSize: worldSize)
