@@ -31,9 +31,12 @@ struct AllReduceCommand: ParsableCommand {
         let sizeList = sizes.map(String.init).joined(separator: ",")
         let raw = try RawTCPThroughput.measure()
         let duplex = try RawTCPThroughput.measureDuplex()
+        // The same stream with the system's congestion control (what other programs get).
+        let system = try RawTCPThroughput.measure(tuning: DataConnectionTuning(congestionControl: []))
         let rawLines: [[String: Any]] = [
             ["backend": "raw loopback TCP (one stream)", "ranks": 2, "bytes": 1 << 30, "algbw_GBps": raw / 1e9, "busbw_GBps": raw / 1e9],
             ["backend": "raw loopback TCP (full duplex, per direction)", "ranks": 2, "bytes": 512 << 20, "algbw_GBps": duplex / 1e9, "busbw_GBps": duplex / 1e9],
+            ["backend": "raw loopback TCP (one stream, system congestion control)", "ranks": 2, "bytes": 1 << 30, "algbw_GBps": system / 1e9, "busbw_GBps": system / 1e9],
         ]
         var lines = rawLines
         if json { rawLines.forEach(printJSON) }
@@ -56,7 +59,8 @@ struct AllReduceCommand: ParsableCommand {
                 "--backend", "mpi,mpi-raw", "--label", "paired: phalanx MPI backend (shm),paired: MPI_Allreduce (shm)",
             ] + pairedArguments).filter { $0["time_us"] != nil }
             lines += try mpiJob(ranks: p, mpiOptions: tcpOnly, arguments: [
-                "--backend", "tcp,mpi-raw", "--label", "paired: phalanx TCP ring,paired: MPI_Allreduce (TCP only)",
+                "--backend", "tcp,mpi-raw,raw-stream",
+                "--label", "paired: phalanx TCP ring,paired: MPI_Allreduce (TCP only),paired: raw TCP stream (same bytes)",
             ] + pairedArguments, rendezvous: true).filter { $0["time_us"] != nil }
             for (label, mpiOptions, workerArguments) in runs {
                 let output = label.contains("TCP ring")
@@ -68,7 +72,7 @@ struct AllReduceCommand: ParsableCommand {
                 lines += results
             }
         }
-        if !json { AllReduceReport.print(lines, raw: raw, duplex: duplex) }
+        if !json { AllReduceReport.print(lines, raw: raw, duplex: duplex, system: system) }
     }
 
     private func tcpJob(ranks p: Int, arguments: [String]) throws -> [[String: Any]] {

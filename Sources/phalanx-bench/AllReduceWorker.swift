@@ -10,7 +10,7 @@ struct AllReduceWorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "allreduce-worker", abstract: "One rank of the all-reduce sweep (see 'allreduce').", shouldDisplay: false)
 
-    @Option(help: "tcp | tcp-steps | mpi | mpi-ring | mpi-raw, or several separated by commas: they are then timed in alternating batches in the same job, so their ratio is not blurred by the machine's changing load.")
+    @Option(help: "tcp | tcp-steps | raw-stream | mpi | mpi-ring | mpi-raw, or several separated by commas: they are then timed in alternating batches in the same job, so their ratio is not blurred by the machine's changing load.")
     var backend: String
 
     @Option(help: "Labels for the JSON lines, comma-separated, one per backend.")
@@ -31,6 +31,16 @@ struct AllReduceWorkerCommand: ParsableCommand {
     func contender(_ name: String, tcp: inout RingCommunicator?) throws -> (AllReduce, Int, Int) {
         let options = CollectiveOptions(timeout: .seconds(30), segmentBytes: segmentBytes)
         switch name {
+        case "raw-stream":
+            // Not an all-reduce: rank 0 moves the buffer's size through one loopback TCP stream
+            // (RawTCPThroughput's limit) while the others wait, then all meet in a barrier, so
+            // the limit is timed between the other backends' batches. Needs the TCP ring.
+            guard let ring = tcp else { throw ValidationError("raw-stream must follow tcp in --backend") }
+            let stream = ring.rank == 0 ? try OneStreamPair() : nil
+            return ({ buffer in
+                try stream?.transfer(buffer.count * MemoryLayout<Float>.stride)
+                try ring.barrier(options: CollectiveOptions(timeout: .seconds(30)))
+            }, ring.rank, ring.worldSize)
         case "tcp", "tcp-steps":
             // One ring of connections serves both: "tcp-steps" sends the segments step by step
             // instead of interleaved across steps (`RingCommunicator.interleavesSteps`).
@@ -76,17 +86,21 @@ struct AllReduceWorkerCommand: ParsableCommand {
             try buffer.withUnsafeMutableBufferPointer { whole in
                 let slice = UnsafeMutableBufferPointer(rebasing: whole[0..<count])
                 var iterations: [Int] = []
+                // The raw stream reduces nothing: the first all-reduce agrees for it.
+                let agree = runs[names.firstIndex { $0 != "raw-stream" } ?? 0]
                 for (index, run) in runs.enumerated() {
                     // Verify first: every rank contributes rank + 1, so each element sums to p(p+1)/2.
                     for i in 0..<count { slice[i] = Float(rank + 1) }
                     try run(slice)
                     let expected = Float(worldSize * (worldSize + 1) / 2)
-                    guard slice.allSatisfy({ $0 == expected }) else { throw BenchmarkError.wrongResult("\(names[index]) \(bytes) bytes") }
+                    guard names[index] == "raw-stream" || slice.allSatisfy({ $0 == expected }) else {
+                        throw BenchmarkError.wrongResult("\(names[index]) \(bytes) bytes")
+                    }
                     // Calibrate on one call's time, agreed by all ranks (sum, then divide).
                     let probeStart = Timing.now()
                     try run(slice)
                     var agreed: [Float] = [Float(min(1000, max(3, Int(seconds / max(Timing.now() - probeStart, 1e-6)))))]
-                    try agreed.withUnsafeMutableBufferPointer { try run($0) }
+                    try agreed.withUnsafeMutableBufferPointer { try agree($0) }
                     iterations.append(max(1, Int(agreed[0] / Float(worldSize)) / 5))
                     try run(slice)  // warm-up
                 }
@@ -103,7 +117,8 @@ struct AllReduceWorkerCommand: ParsableCommand {
                 if rank == 0 {
                     for (index, perCall) in best.enumerated() {
                         let algbw = Double(bytes) / perCall / 1e9
-                        let busbw = algbw * 2 * Double(worldSize - 1) / Double(worldSize)
+                        // The raw stream's figure is the stream's rate, whatever the world size.
+                        let busbw = names[index] == "raw-stream" ? algbw : algbw * 2 * Double(worldSize - 1) / Double(worldSize)
                         let line: [String: Any] = [
                             "backend": labels[index], "ranks": worldSize, "bytes": bytes, "time_us": perCall * 1e6,
                             "algbw_GBps": algbw, "busbw_GBps": busbw, "iterations": 5 * iterations[index],

@@ -5,13 +5,14 @@ import PhalanxTCP
 import Glibc
 #endif
 
-/// The limits the TCP ring is compared with, on loopback with the ring's socket options:
-/// one stream (a sender thread and a receiver thread), and the full-duplex pattern of a 2-rank
-/// ring (two threads, each sending to the other while receiving from it, on two connections).
+/// The limits the TCP ring is compared with, on loopback with the ring's socket options
+/// (`DataConnectionTuning`, congestion control included) unless told otherwise: one stream (a
+/// sender thread and a receiver thread), and the full-duplex pattern of a 2-rank ring (two
+/// threads, each sending to the other while receiving from it, on two connections).
 enum RawTCPThroughput {
     /// Bytes per second of one loopback stream: the best of three transfers.
-    static func measure(totalBytes: Int = 1 << 30) throws -> Double {
-        try (0..<3).map { _ in try measureOnce(totalBytes: totalBytes / 2) }.max() ?? 0
+    static func measure(totalBytes: Int = 1 << 30, tuning: DataConnectionTuning = .current) throws -> Double {
+        try (0..<3).map { _ in try measureOnce(totalBytes: totalBytes / 2, tuning: tuning) }.max() ?? 0
     }
 
     /// Bytes per second per direction in full duplex: the best of three.
@@ -19,8 +20,8 @@ enum RawTCPThroughput {
         try (0..<3).map { _ in try measureDuplexOnce(totalBytes: totalBytes / 2) }.max() ?? 0
     }
 
-    private static func measureOnce(totalBytes: Int) throws -> Double {
-        let (sender, receiver) = try connectedPair()
+    private static func measureOnce(totalBytes: Int, tuning: DataConnectionTuning) throws -> Double {
+        let (sender, receiver) = try connectedPair(tuning: tuning)
         defer { close(sender); close(receiver) }
         let chunk = 4 << 20
         let start = Timing.now()
@@ -98,7 +99,7 @@ enum RawTCPThroughput {
     }
 
     /// A connected loopback TCP pair (sending end, receiving end) with the ring's options.
-    private static func connectedPair() throws -> (Int32, Int32) {
+    static func connectedPair(tuning: DataConnectionTuning = .current) throws -> (Int32, Int32) {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(listener) }
         var address = sockaddr_in()
@@ -120,8 +121,8 @@ enum RawTCPThroughput {
             }
         }
         let receiver = accept(listener, nil, nil)
-        // Exactly the ring's tuning, congestion control included: the limit is what our sockets can do.
-        for fd in [sender, receiver] { DataConnectionTuning.current.apply(to: fd) }
+        // By default exactly the ring's tuning: the limit is what our sockets can do.
+        for fd in [sender, receiver] { tuning.apply(to: fd) }
         return (sender, receiver)
     }
 }
