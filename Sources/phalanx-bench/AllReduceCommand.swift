@@ -53,15 +53,17 @@ struct AllReduceCommand: ParsableCommand {
             runs = runs.map { ($0.0, $0.1, $0.2 + ["--label", $0.0, "--sizes", sizeList, "--seconds", String(seconds)]) }
             // The goals compare two backends: time them in alternating batches of one job, so that
             // the machine's changing load hits both alike.
-            let paired = sizes.filter { $0 >= 16 << 20 || $0 == 4096 }.map(String.init).joined(separator: ",")
-            let pairedArguments = ["--sizes", paired, "--seconds", String(seconds)]
-            lines += try mpiJob(ranks: p, mpiOptions: [], arguments: [
+            let pairedSizes = sizes.filter { $0 >= 16 << 20 || $0 == 4096 }.map(String.init).joined(separator: ",")
+            let pairedArguments = ["--sizes", pairedSizes, "--seconds", String(seconds)]
+            var paired = try mpiJob(ranks: p, mpiOptions: [], arguments: [
                 "--backend", "mpi,mpi-raw", "--label", "paired: phalanx MPI backend (shm),paired: MPI_Allreduce (shm)",
             ] + pairedArguments).filter { $0["time_us"] != nil }
-            lines += try mpiJob(ranks: p, mpiOptions: tcpOnly, arguments: [
+            paired += try mpiJob(ranks: p, mpiOptions: tcpOnly, arguments: [
                 "--backend", "tcp,mpi-raw,raw-stream",
                 "--label", "paired: phalanx TCP ring,paired: MPI_Allreduce (TCP only),paired: raw TCP stream (same bytes)",
             ] + pairedArguments, rendezvous: true).filter { $0["time_us"] != nil }
+            if json { paired.forEach(printJSON) }
+            lines += paired
             for (label, mpiOptions, workerArguments) in runs {
                 let output = label.contains("TCP ring")
                     ? try tcpJob(ranks: p, arguments: workerArguments)
