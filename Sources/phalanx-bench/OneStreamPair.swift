@@ -5,10 +5,10 @@ import PhalanxTCP
 import Glibc
 #endif
 
-/// One loopback TCP stream kept open between calls, with the ring's socket tuning: `transfer`
-/// sends `bytes` from a 4 MiB buffer on the calling thread while a resident thread drains them,
-/// exactly as `RawTCPThroughput.measure` does, so the limit can be timed in alternation with the
-/// ring (the `raw-stream` backend of `allreduce-worker`).
+/// One loopback TCP stream kept open between calls, with the ring's socket tuning unless told
+/// otherwise: `transfer` sends `bytes` from a 4 MiB buffer on the calling thread while a
+/// resident thread drains them. `RawTCPThroughput.measure` times it once; the `raw-stream`
+/// backend of `allreduce-worker` times it in alternation with the ring.
 final class OneStreamPair: @unchecked Sendable {
     private let sender: Int32
     private let receiver: Int32
@@ -20,8 +20,8 @@ final class OneStreamPair: @unchecked Sendable {
     private let chunk = 4 << 20
     private let data: UnsafeMutableRawPointer
 
-    init() throws {
-        (sender, receiver) = try RawTCPThroughput.connectedPair()
+    init(tuning: DataConnectionTuning = .current) throws {
+        (sender, receiver) = try RawTCPThroughput.connectedPair(tuning: tuning)
         data = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
         memset(data, 7, chunk)
         let thread = Thread { [self] in

@@ -21,26 +21,9 @@ enum RawTCPThroughput {
     }
 
     private static func measureOnce(totalBytes: Int, tuning: DataConnectionTuning) throws -> Double {
-        let (sender, receiver) = try connectedPair(tuning: tuning)
-        defer { close(sender); close(receiver) }
-        let chunk = 4 << 20
+        let stream = try OneStreamPair(tuning: tuning)
         let start = Timing.now()
-        let done = DispatchSemaphore(value: 0)
-        Thread {
-            let data = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
-            memset(data, 7, chunk)
-            var sent = 0
-            while sent < totalBytes {
-                let n = send(sender, data, min(chunk, totalBytes - sent), Int32(MSG_NOSIGNAL))
-                if n <= 0 { break }
-                sent += n
-            }
-            data.deallocate()
-            done.signal()
-        }.start()
-        let received = drain(receiver, totalBytes)
-        done.wait()
-        guard received == totalBytes else { throw BenchmarkError.wrongResult("raw TCP received \(received) of \(totalBytes)") }
+        try stream.transfer(totalBytes)
         return Double(totalBytes) / (Timing.now() - start)
     }
 
@@ -83,19 +66,6 @@ enum RawTCPThroughput {
                 _ = poll(&entries, 2, 1000)
             }
         }
-    }
-
-    private static func drain(_ fd: Int32, _ total: Int) -> Int {
-        let chunk = 4 << 20
-        let sink = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
-        defer { sink.deallocate() }
-        var received = 0
-        while received < total {
-            let n = recv(fd, sink, chunk, 0)
-            if n <= 0 { break }
-            received += n
-        }
-        return received
     }
 
     /// A connected loopback TCP pair (sending end, receiving end) with the ring's options.
