@@ -2,9 +2,9 @@
 /// order, and when each outgoing frame may leave: `Transport.run(_:timeout:)` executes it.
 ///
 /// A ring forwards what it receives, so outgoing frame `i` may start only once the first
-/// `requiredReceives(beforeSending: i)` incoming frames are complete; that number never
-/// decreases as `i` grows. Frame `i` of a rank's outgoing sequence is frame `i` of its right
-/// neighbour's incoming sequence, with the same header.
+/// `requiredReceives(beforeSending: i)` incoming frames are complete (at most `i`, so a
+/// lock-step runner never waits on it). Frame `i` of a rank's outgoing sequence is frame `i` of
+/// its right neighbour's incoming sequence, with the same header.
 public protocol FrameSchedule: AnyObject {
     /// The number of frames to send.
     var sendCount: Int { get }
@@ -16,8 +16,9 @@ public protocol FrameSchedule: AnyObject {
     func incoming(_ index: Int) -> (header: MessageHeader, destination: UnsafeMutableRawBufferPointer)
     /// How many incoming frames must be complete before outgoing frame `index` may start.
     func requiredReceives(beforeSending index: Int) -> Int
-    /// Incoming frame `index` now holds `bytes` payload bytes (called whenever that grows; the
-    /// last call for a frame has its whole payload). Frames complete in order.
+    /// Incoming frame `index` now holds `bytes` payload bytes: called whenever that count grows
+    /// (never for an empty payload), the last time with the whole payload. Frames complete in
+    /// order.
     func received(_ index: Int, bytes: Int) throws
 }
 

@@ -40,10 +40,12 @@ public final class RingCommunicator: Communicator {
     /// all-gather (2(p − 1) exchanges): half the latency for messages where latency dominates.
     public var smallMessageBytes = 32 << 10
 
-    /// Whether a ring's segments flow interleaved across steps (each segment forwarded one
-    /// exchange after it arrived, while still in cache) rather than step by step. Both orders
-    /// move the same bytes; every rank must use the same one. Kept switchable for the benchmark.
-    public var interleavesSteps = true
+    /// Whether a ring's segments flow interleaved across steps (each segment forwarded about
+    /// 2p − 3 exchanges after it arrived instead of a chunk later) rather than step by step.
+    /// Both orders move the same bytes, but frames carry only their position: ranks that
+    /// disagree would combine the wrong ranges without noticing. Hence not public API — only the
+    /// benchmark and the tests switch it (`@_spi(Benchmarking) import PhalanxCollectives`).
+    @_spi(Benchmarking) public var interleavesSteps = true
 
     /// Ring all-reduce in place.
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp, options: CollectiveOptions) throws {

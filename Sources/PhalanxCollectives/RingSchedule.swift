@@ -1,7 +1,7 @@
 /// The frames of a ring reduce-scatter, all-gather, or both back to back (an all-reduce), for
 /// one rank: every chunk a rank sends after its first is one it has just received, so outgoing
-/// frame (step s, segment j) waits only for incoming frame (step s − 1, segment j). A streaming
-/// transport therefore keeps sending while it receives, across segments, steps and phases.
+/// frame (step s, segment j) waits only for incoming frame (step s − 1, segment j), not for the
+/// whole step.
 ///
 /// Reduce-scatter step k sends chunk `r − k − 1` and receives chunk `r − k − 2` (mod p), which
 /// it combines into the buffer; all-gather step k sends chunk `r − k` and receives chunk
@@ -82,9 +82,9 @@ final class RingSchedule: FrameSchedule {
     }
 
     /// The order of the frames (step, segment) on the wire. Step by step, or interleaved: by
-    /// s + j, and frame (s, j) just before frame (s − 1, j + 1), so a rank forwards a segment
-    /// one or two exchanges after it arrived (and was combined), while it is still in cache,
-    /// instead of a whole chunk later.
+    /// s + j, and frame (s, j) just before frame (s − 1, j + 1). A rank then forwards a segment
+    /// about 2p − 3 exchanges after it arrived (and was combined) — one for p = 2 — instead of a
+    /// chunk's S segments later, so large buffers forward segments still in cache.
     private static func order(_ segments: [[Range<Int>]], interleaved: Bool) -> [(step: Int, segment: Int)] {
         var frames: [(step: Int, segment: Int)] = []
         for (s, step) in segments.enumerated() {
@@ -132,10 +132,9 @@ final class RingSchedule: FrameSchedule {
             combined = 0
         }
         let ready = bytes / MemoryLayout<Float>.stride
-        if ready > combined {
-            op.combine(into: base + frame.range.lowerBound + combined, from: scratch + combined, count: ready - combined)
-            combined = ready
-        }
+        guard ready > combined else { return }
+        op.combine(into: base + frame.range.lowerBound + combined, from: scratch + combined, count: ready - combined)
+        combined = ready
         if frame.scales, combined == frame.range.count {
             let scale = 1 / Float(worldSize)
             for i in frame.range { base[i] *= scale }

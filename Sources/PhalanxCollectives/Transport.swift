@@ -7,7 +7,7 @@ public struct MessageHeader: Sendable, Equatable {
     public var sequence: UInt64
     /// Which collective (see `CollectiveKind`).
     public var kind: CollectiveKind
-    /// The step within the collective (ring step · segments + segment).
+    /// The frame's position in the collective's wire order (0, 1, …; see `RingSchedule`).
     public var step: UInt32
     /// The element count the sender called the collective with.
     public var totalCount: UInt64
@@ -80,8 +80,8 @@ public protocol Transport: AnyObject {
     /// Runs a whole schedule of frames: sends its outgoing frames to the right neighbour and
     /// receives its incoming frames from the left one, both in order, starting outgoing frame `i`
     /// only once `schedule.requiredReceives(beforeSending: i)` incoming frames are complete.
-    /// The default implementation performs one `exchange` per frame pair (lock-step); a
-    /// transport that can stream (TCP) overrides it to keep both directions busy.
+    /// The default implementation performs one `exchange` per frame pair (lock-step), which
+    /// every transport here uses; a transport may override it (for example to stream).
     ///
     /// - Throws: what `exchange` throws, or `.invalidArgument` when the schedule can make no
     ///   progress (it waits for more incoming frames than it has).

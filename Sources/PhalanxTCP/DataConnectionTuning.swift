@@ -7,8 +7,8 @@ import Foundation
 /// congestion control algorithm.
 ///
 /// The congestion control matters on fast, short paths. Where the system default is BBR (as on
-/// the development machine), a 2-rank loopback ring moved 16 MiB all-reduces at 2.6–3.9 GB/s of
-/// bus bandwidth with BBR and 4.3–4.8 GB/s with CUBIC in the same jobs (docs/performance.md):
+/// the development machine), a 2-rank loopback ring moved 16 MiB all-reduces at 3.4–3.9 GB/s of
+/// bus bandwidth with BBR and 4.5–4.8 GB/s with CUBIC in alternating jobs (docs/performance.md):
 /// BBR paces and keeps a small congestion window on a sub-millisecond path, so data waits for
 /// acknowledgements, leaves from both CPUs and arrives reordered (spurious retransmissions).
 /// The ring therefore asks for CUBIC, then Reno, on its own connections and leaves every other

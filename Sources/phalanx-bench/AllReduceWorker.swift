@@ -2,6 +2,7 @@ import ArgumentParser
 import CMPI
 import Foundation
 import Phalanx
+@_spi(Benchmarking) import PhalanxCollectives
 import PhalanxMPI
 
 /// `phalanx-bench allreduce-worker`: one rank of the all-reduce sweep (started by

@@ -8,23 +8,36 @@ import Glibc
 /// One loopback TCP stream kept open between calls, with the ring's socket tuning unless told
 /// otherwise: `transfer` sends `bytes` from a 4 MiB buffer on the calling thread while a
 /// resident thread drains them. `RawTCPThroughput.measure` times it once; the `raw-stream`
-/// backend of `allreduce-worker` times it in alternation with the ring.
-final class OneStreamPair: @unchecked Sendable {
-    private let sender: Int32
-    private let receiver: Int32
-    private let start = DispatchSemaphore(value: 0)
-    private let done = DispatchSemaphore(value: 0)
-    private let lock = NSLock()
-    private var pending = 0
-    private var drained = 0
-    private let chunk = 4 << 20
-    private let data: UnsafeMutableRawPointer
+/// backend of `allreduce-worker` times it in alternation with the ring. Deinit stops the
+/// thread and closes both ends.
+final class OneStreamPair {
+    /// What the resident receiver thread shares with the caller (never the pair itself, so the
+    /// pair can be released).
+    private final class Receiver: @unchecked Sendable {
+        let descriptor: Int32
+        let start = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        private let lock = NSLock()
+        private var pending = 0
+        private var drained = 0
 
-    init(tuning: DataConnectionTuning = .current) throws {
-        (sender, receiver) = try RawTCPThroughput.connectedPair(tuning: tuning)
-        data = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
-        memset(data, 7, chunk)
-        let thread = Thread { [self] in
+        init(descriptor: Int32) { self.descriptor = descriptor }
+
+        /// Asks the thread to drain `bytes` (a negative count ends it).
+        func request(_ bytes: Int) {
+            lock.lock()
+            pending = bytes
+            lock.unlock()
+            start.signal()
+        }
+
+        var received: Int {
+            lock.lock()
+            defer { lock.unlock() }
+            return drained
+        }
+
+        func loop(chunk: Int) {
             let sink = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
             defer { sink.deallocate() }
             while true {
@@ -33,47 +46,57 @@ final class OneStreamPair: @unchecked Sendable {
                 let total = pending
                 lock.unlock()
                 if total < 0 { return }
-                var received = 0
-                while received < total {
-                    let n = recv(receiver, sink, min(chunk, total - received), 0)
+                var count = 0
+                while count < total {
+                    let n = recv(descriptor, sink, min(chunk, total - count), 0)
                     if n <= 0 { break }
-                    received += n
+                    count += n
                 }
                 lock.lock()
-                drained = received
+                drained = count
                 lock.unlock()
                 done.signal()
             }
         }
+    }
+
+    private let sender: Int32
+    private let receiver: Receiver
+    private let chunk = 4 << 20
+    private let data: UnsafeMutableRawPointer
+
+    init(tuning: DataConnectionTuning = .current) throws {
+        let (sending, receiving) = try RawTCPThroughput.connectedPair(tuning: tuning)
+        sender = sending
+        receiver = Receiver(descriptor: receiving)
+        data = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
+        memset(data, 7, chunk)
+        let thread = Thread { [receiver, chunk] in receiver.loop(chunk: chunk) }
         thread.stackSize = 1 << 20
         thread.start()
     }
 
     /// Sends `bytes` through the stream and waits until they were received.
     func transfer(_ bytes: Int) throws {
-        lock.lock()
-        pending = bytes
-        lock.unlock()
-        start.signal()
+        receiver.request(bytes)
         var sent = 0
         while sent < bytes {
             let n = send(sender, data, min(chunk, bytes - sent), Int32(MSG_NOSIGNAL))
-            if n <= 0 { break }
+            if n <= 0 {
+                // The receiver would wait for bytes that never come: end the stream instead.
+                shutdown(sender, Int32(SHUT_WR))
+                break
+            }
             sent += n
         }
-        done.wait()
-        lock.lock()
-        defer { lock.unlock() }
-        guard drained == bytes else { throw BenchmarkError.wrongResult("raw TCP stream moved \(drained) of \(bytes) bytes") }
+        receiver.done.wait()
+        guard receiver.received == bytes else { throw BenchmarkError.wrongResult("raw TCP stream moved \(receiver.received) of \(bytes) bytes") }
     }
 
     deinit {
-        lock.lock()
-        pending = -1
-        lock.unlock()
-        start.signal()
+        receiver.request(-1)
         close(sender)
-        close(receiver)
+        close(receiver.descriptor)
         data.deallocate()
     }
 }

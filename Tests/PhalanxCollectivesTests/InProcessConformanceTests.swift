@@ -1,4 +1,4 @@
-import PhalanxCollectives
+@_spi(Benchmarking) import PhalanxCollectives
 import PhalanxTesting
 import Testing
 
@@ -21,8 +21,9 @@ import Testing
         for failures in results { #expect(failures.isEmpty, "\(failures.prefix(3))") }
     }
 
-    /// Segments of two floats: chunks of 2 and 3 elements then span one and two segments, so
-    /// steps carry different numbers of frames, in both wire orders.
+    /// Segments of two floats (set past the initializer, which keeps at least 64 bytes): chunks of
+    /// 2 and 3 elements then span one and two segments, so steps carry different numbers of
+    /// frames, in both wire orders.
     @Test(arguments: [2, 3, 4, 5], [true, false])
     func tinySegmentsInBothOrders(worldSize: Int, interleaved: Bool) throws {
         let ring = InProcessRing(worldSize: worldSize)
@@ -32,7 +33,9 @@ import Testing
             communicator.interleavesSteps = interleaved
             communicator.smallMessageBytes = 0
             do {
-                return try ConformanceSuite.run(on: communicator, counts: counts, options: CollectiveOptions(segmentBytes: 8))
+                var options = CollectiveOptions()
+                options.segmentBytes = 8
+                return try ConformanceSuite.run(on: communicator, counts: counts, options: options)
             } catch {
                 return ["\(error)"]
             }

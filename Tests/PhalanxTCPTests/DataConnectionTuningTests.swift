@@ -49,11 +49,12 @@ import Testing
     }
 
     @Test func ringConnectionsUseTheTuning() throws {
-        // A 2-rank TCP ring built in this process: both data connections ask for CUBIC then
-        // Reno; which one they get depends on what the kernel offers and permits.
+        // A 2-rank TCP ring built in this process: both data connections ask for this process's
+        // preferences (CUBIC then Reno unless PHALANX_TCP_CONGESTION says otherwise); which one
+        // they get depends on what the kernel offers and permits.
         let available = Self.kernelList("tcp_available_congestion_control")
         let permitted = geteuid() == 0 ? available : Self.kernelList("tcp_allowed_congestion_control")
-        let expected = ["cubic", "reno"].first(where: { available.contains($0) && permitted.contains($0) })
+        let expected = DataConnectionTuning.current.congestionControl.first(where: { available.contains($0) && permitted.contains($0) })
             ?? Self.kernelList("tcp_congestion_control").first
         let credentials = JobCredentials(jobID: "tuning", secret: Array("s".utf8))
         let server = try RendezvousServer(host: "127.0.0.1", port: 0, worldSize: 2, credentials: credentials, timeout: .seconds(20))
