@@ -20,3 +20,12 @@ public struct ChunkLayout: Sendable, Equatable {
         return start..<(start + base + (index < extra ? 1 : 0))
     }
 }
+
+extension ChunkLayout {
+    /// `chunk` cut into segments of at most `size` elements (≥ 1); an empty chunk is one empty
+    /// segment, so every ring step still carries a frame (and its header's element count).
+    static func segments(of chunk: Range<Int>, size: Int) -> [Range<Int>] {
+        guard !chunk.isEmpty else { return [chunk] }
+        return stride(from: chunk.lowerBound, to: chunk.upperBound, by: size).map { $0..<Swift.min($0 + size, chunk.upperBound) }
+    }
+}

@@ -15,6 +15,9 @@ public struct CollectiveOptions: Sendable, Equatable {
     /// segments, which bounds the scratch memory and lets reduction overlap the transfer.
     public var segmentBytes: Int
 
+    /// `segmentBytes` in whole floats (at least one).
+    var segmentElements: Int { Swift.max(1, segmentBytes / MemoryLayout<Float>.stride) }
+
     /// The defaults: ring, 2 s, 1 MiB segments.
     public static let `default` = CollectiveOptions()
 

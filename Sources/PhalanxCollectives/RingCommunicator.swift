@@ -134,13 +134,6 @@ public final class RingCommunicator: Communicator {
             totalCount: UInt64(call.count), payloadBytes: UInt64(elements * MemoryLayout<Float>.stride))
     }
 
-    private func segmentCount(_ elements: Int, _ segment: Int) -> Int { Swift.max(1, (elements + segment - 1) / segment) }
-
-    private func segmentRange(_ chunk: Range<Int>, _ index: Int, _ segment: Int) -> Range<Int> {
-        let start = Swift.min(chunk.lowerBound + index * segment, chunk.upperBound)
-        return start..<Swift.min(start + segment, chunk.upperBound)
-    }
-
     private func scratchBuffer(bytes: Int) -> UnsafeMutableRawPointer {
         if let scratch, scratchBytes >= bytes { return scratch }
         scratch?.deallocate()
@@ -176,7 +169,7 @@ public final class RingCommunicator: Communicator {
         options: CollectiveOptions
     ) throws {
         let layout = ChunkLayout(count: buffer.count, parts: worldSize)
-        let segment = Swift.max(1, options.segmentBytes / MemoryLayout<Float>.stride)
+        let segment = options.segmentElements
         let scratch = reduceScatter
             ? scratchBuffer(bytes: RingSchedule.scratchElements(layout: layout, segment: segment) * MemoryLayout<Float>.stride)
                 .assumingMemoryBound(to: Float.self)
@@ -224,17 +217,16 @@ public final class RingCommunicator: Communicator {
         _ buffer: UnsafeMutableBufferPointer<Float>, root: Int, call: inout Call, options: CollectiveOptions
     ) throws {
         let p = worldSize, position = ((rank - root) % p + p) % p
-        let segment = Swift.max(1, options.segmentBytes / MemoryLayout<Float>.stride)
-        let all = 0..<buffer.count, segments = segmentCount(buffer.count, segment)
+        let segments = ChunkLayout.segments(of: 0..<buffer.count, size: options.segmentElements)
         let base = buffer.baseAddress
-        let sends = position == p - 1 ? 0 : segments
-        let receives = position == 0 ? 0 : segments
-        let rounds = position == 0 || position == p - 1 ? segments : segments + 1
+        let sends = position == p - 1 ? 0 : segments.count
+        let receives = position == 0 ? 0 : segments.count
+        let rounds = position == 0 || position == p - 1 ? segments.count : segments.count + 1
         for j in 0..<rounds {
             // A forwarding rank sends in round j the segment it received in round j − 1.
             let sendIndex = position == 0 ? j : j - 1
-            let outgoing = sendIndex >= 0 && sendIndex < sends ? segmentRange(all, sendIndex, segment) : nil
-            let incoming = j < receives ? segmentRange(all, j, segment) : nil
+            let outgoing = sendIndex >= 0 && sendIndex < sends ? segments[sendIndex] : nil
+            let incoming = j < receives ? segments[j] : nil
             let destination = incoming.flatMap { range in base.map { UnsafeMutableRawPointer($0 + range.lowerBound) } }
             try exchange(&call, base: base, send: outgoing, receive: incoming, into: destination, options: options) { _ in }
         }

@@ -62,8 +62,8 @@ final class RingSchedule: FrameSchedule {
         if allGather {
             for k in 0..<(p - 1) { steps.append((chunk(r - k), chunk(r - k - 1), false, false)) }
         }
-        let sends = steps.map { Self.segments($0.send, segment) }
-        let receives = steps.map { Self.segments($0.receive, segment) }
+        let sends = steps.map { ChunkLayout.segments(of: $0.send, size: segment) }
+        let receives = steps.map { ChunkLayout.segments(of: $0.receive, size: segment) }
         let outgoingOrder = Self.order(sends, interleaved: interleaved)
         let incomingOrder = Self.order(receives, interleaved: interleaved)
         var incomingPosition: [[Int]] = receives.map { [Int](repeating: 0, count: $0.count) }
@@ -95,13 +95,6 @@ final class RingSchedule: FrameSchedule {
             let ka = a.step + a.segment, kb = b.step + b.segment
             return ka != kb ? ka < kb : a.step > b.step
         }
-    }
-
-    /// `chunk` cut into segments of at most `segment` elements; an empty chunk is one empty
-    /// segment, so every step still carries a frame (and its header's element count).
-    private static func segments(_ chunk: Range<Int>, _ segment: Int) -> [Range<Int>] {
-        guard !chunk.isEmpty else { return [chunk] }
-        return stride(from: chunk.lowerBound, to: chunk.upperBound, by: segment).map { $0..<Swift.min($0 + segment, chunk.upperBound) }
     }
 
     var sendCount: Int { outgoingFrames.count }
