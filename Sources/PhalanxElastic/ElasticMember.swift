@@ -143,13 +143,8 @@ public final class ElasticMember: @unchecked Sendable {
         let heartbeat = try HeartbeatService(host: host, port: node.port, credentials: credentials,
                                              interval: options.heartbeatInterval, timeout: options.heartbeatTimeout, logger: logger)
         node.memberID = environment.rank
-        var server: RendezvousServer?
-        if environment.rank == 0, environment.worldSize > 1, variables["PHALANX_RENDEZVOUS_EXTERNAL"] != "1" {
-            server = try RendezvousServer(
-                host: environment.masterAddress, port: environment.masterPort, worldSize: environment.worldSize,
-                credentials: credentials, timeout: options.startTimeout, logger: logger)
-            server?.start()
-        }
+        let server = try RendezvousServer.hostedByThisRank(
+            environment, variables: variables, credentials: credentials, timeout: options.startTimeout, logger: logger)
         let initial = Membership(epoch: 1, members: [node.address(id: environment.rank)], nextID: environment.worldSize)
         let member = ElasticMember(options: options, node: node, heartbeat: heartbeat, membership: initial, id: environment.rank, logger: logger)
         member.listen()

@@ -17,13 +17,7 @@ public enum TCPBootstrap {
     ) throws -> RingCommunicator {
         let environment = try environment ?? LaunchEnvironment.detect(from: variables)
         let credentials = try JobCredentials.fromEnvironment(variables, logger: logger)
-        var server: RendezvousServer?
-        if environment.rank == 0, environment.worldSize > 1, variables["PHALANX_RENDEZVOUS_EXTERNAL"] != "1" {
-            server = try RendezvousServer(
-                host: environment.masterAddress, port: environment.masterPort, worldSize: environment.worldSize,
-                credentials: credentials, timeout: timeout, logger: logger)
-            server?.start()
-        }
+        let server = try RendezvousServer.hostedByThisRank(environment, variables: variables, credentials: credentials, timeout: timeout, logger: logger)
         let transport = try TCPTransport.connect(
             rank: environment.rank, worldSize: environment.worldSize,
             server: PeerTable.Endpoint(host: environment.masterAddress, port: environment.masterPort),
