@@ -82,7 +82,7 @@ struct CheckpointCommand: ParsableCommand {
         }
         unlink(plainPath + ".\(step)")
         guard store.latestValid().checkpoint?.step == step else { throw BenchmarkError.wrongResult("the last checkpoint does not verify") }
-        let save = saveTimes.sorted()[saveTimes.count / 2], plain = plainTimes.sorted()[plainTimes.count / 2]
+        let save = Timing.median(of: saveTimes), plain = Timing.median(of: plainTimes)
         let results = [
             BenchmarkResult(
                 name: "save stall, \(n / 1_000_000)M params + Adam", ours: stall * 1e3, baseline: copy * 1e3, unit: "ms",

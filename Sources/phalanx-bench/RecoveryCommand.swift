@@ -74,8 +74,7 @@ struct RecoveryCommand: ParsableCommand {
             elastics.append(elastic)
             ratios.append(elastic / plain)
         }
-        let median = { (values: [Double]) in values.sorted()[values.count / 2] }
-        return ((median(ratios) - 1) * 100, median(plains), median(elastics))
+        return ((Timing.median(of: ratios) - 1) * 100, Timing.median(of: plains), Timing.median(of: elastics))
     }
 
     /// A hung member: SIGSTOP once every member trains, SIGKILL once the survivors finished.

@@ -18,9 +18,17 @@ enum Timing {
             try body()
             samples.append(now() - start)
         }
-        samples.sort()
-        return samples[samples.count / 2]
+        return median(of: samples)
     }
+
+    /// The middle value (the upper one of an even count); 0 for none.
+    static func median(of values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+    }
+
+    /// The values after the first fifth (warm-up), for steady-state statistics.
+    static func steady(_ values: [Double]) -> [Double] { Array(values.dropFirst(values.count / 5)) }
 
     /// The fastest of `repeats` runs of two bodies measured in alternation, so that drift (clock
     /// changes, other tenants of the machine) hits both. Interference only ever slows a run down,

@@ -117,21 +117,16 @@ struct TrainWorkerCommand: ParsableCommand {
                 try elastic.step(step.index, position: step.rank, members: step.worldSize) { try step.communicator.allReduce($0, op: .sum) }
             }
         }
-        func median(_ values: [Double]) -> Double {
-            let steady = Array(values.dropFirst(values.count / 5)).sorted()
-            return steady.isEmpty ? 0 : steady[steady.count / 2]
-        }
-        emit(["event": "done", "member": member.id, "world_size": member.worldSize, "plain_step_us": median(plainTimes),
-              "elastic_step_us": median(elasticTimes), "parameters": plain.model.parameterCount])
+        emit(["event": "done", "member": member.id, "world_size": member.worldSize,
+              "plain_step_us": Timing.median(of: Timing.steady(plainTimes)), "elastic_step_us": Timing.median(of: Timing.steady(elasticTimes)),
+              "parameters": plain.model.parameterCount])
         member.shutdown()
     }
 
     private func emitDone(member: Int, worldSize: Int, times: [Double], workload: SyntheticWorkload) {
-        // Steady state: leave out the first fifth (warm-up).
-        let steady = Array(times.dropFirst(times.count / 5)).sorted()
-        let median = steady.isEmpty ? 0 : steady[steady.count / 2]
+        let steady = Timing.steady(times)
         let mean = steady.isEmpty ? 0 : steady.reduce(0, +) / Double(steady.count)
-        emit(["event": "done", "member": member, "world_size": worldSize, "median_step_us": median, "mean_step_us": mean,
+        emit(["event": "done", "member": member, "world_size": worldSize, "median_step_us": Timing.median(of: steady), "mean_step_us": mean,
               "parameters": workload.model.parameterCount, "steps_timed": steady.count])
     }
 }
