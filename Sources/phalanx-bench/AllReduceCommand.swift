@@ -58,10 +58,19 @@ struct AllReduceCommand: ParsableCommand {
             var paired = try mpiJob(ranks: p, mpiOptions: [], arguments: [
                 "--backend", "mpi,mpi-raw", "--label", "paired: phalanx MPI backend (shm),paired: MPI_Allreduce (shm)",
             ] + pairedArguments).filter { $0["time_us"] != nil }
+            // The TCP ring beside MPI_Allreduce over TCP and beside the raw TCP limits, all between
+            // the same processes and buffers except the in-process stream (see AllReduceReport).
             paired += try mpiJob(ranks: p, mpiOptions: tcpOnly, arguments: [
-                "--backend", "tcp,mpi-raw,raw-stream",
-                "--label", "paired: phalanx TCP ring,paired: MPI_Allreduce (TCP only),paired: raw TCP stream (same bytes)",
+                "--backend", "tcp,mpi-raw,raw-oneway,raw-stream,raw-duplex",
+                "--label", [
+                    AllReduceReport.pairedRing, AllReduceReport.pairedMPITCP, AllReduceReport.pairedOneWay, AllReduceReport.pairedStream,
+                    AllReduceReport.pairedDuplex,
+                ].joined(separator: ","),
             ] + pairedArguments, rendezvous: true).filter { $0["time_us"] != nil }
+            let pairedCount = pairedSizes.split(separator: ",").count
+            if paired.count != 7 * pairedCount {
+                FileHandle.standardError.write(Data("warning: the paired jobs at \(p) ranks produced \(paired.count) of \(7 * pairedCount) lines\n".utf8))
+            }
             if json { paired.forEach(printJSON) }
             lines += paired
             for (label, mpiOptions, workerArguments) in runs {

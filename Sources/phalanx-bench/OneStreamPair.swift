@@ -5,58 +5,58 @@ import PhalanxTCP
 import Glibc
 #endif
 
-/// One loopback TCP stream kept open between calls, with the ring's socket tuning unless told
-/// otherwise: `transfer` sends `bytes` from a 4 MiB buffer on the calling thread while a
-/// resident thread drains them. `RawTCPThroughput.measure` times it once; the `raw-stream`
-/// backend of `allreduce-worker` times it in alternation with the ring. Deinit stops the
-/// thread and closes both ends.
+/// One loopback TCP stream inside this process, kept open between calls, with the ring's
+/// socket tuning unless told otherwise. A resident thread drains it continuously into a 4 MiB
+/// buffer; `transfer` sends `bytes` from another 4 MiB buffer on the calling thread and returns
+/// once they were all received. Both buffers stay in cache: this is the best rate of one stream
+/// on the machine. `RawTCPThroughput.measure` times one long transfer; the `raw-stream` backend
+/// of `allreduce-worker` times transfers in alternation with the ring. Deinit ends the stream;
+/// the thread then closes its end and exits.
 final class OneStreamPair {
-    /// What the resident receiver thread shares with the caller (never the pair itself, so the
-    /// pair can be released).
+    /// What the receiver thread shares with the caller (never the pair itself, so the pair can
+    /// be released while the thread finishes).
     private final class Receiver: @unchecked Sendable {
         let descriptor: Int32
-        let start = DispatchSemaphore(value: 0)
-        let done = DispatchSemaphore(value: 0)
-        private let lock = NSLock()
-        private var pending = 0
+        private let condition = NSCondition()
         private var drained = 0
+        private var ended = false
 
         init(descriptor: Int32) { self.descriptor = descriptor }
 
-        /// Asks the thread to drain `bytes` (a negative count ends it).
-        func request(_ bytes: Int) {
-            lock.lock()
-            pending = bytes
-            lock.unlock()
-            start.signal()
+        /// Drains the stream until it ends or fails, counting the bytes; then closes it.
+        func loop(chunk: Int) {
+            let sink = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
+            defer {
+                sink.deallocate()
+                close(descriptor)
+            }
+            while true {
+                let n = recv(descriptor, sink, chunk, 0)
+                if n < 0 && errno == EINTR { continue }
+                condition.lock()
+                if n > 0 { drained += n } else { ended = true }
+                condition.broadcast()
+                condition.unlock()
+                if n <= 0 { return }
+            }
         }
 
         var received: Int {
-            lock.lock()
-            defer { lock.unlock() }
+            condition.lock()
+            defer { condition.unlock() }
             return drained
         }
 
-        func loop(chunk: Int) {
-            let sink = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
-            defer { sink.deallocate() }
-            while true {
-                start.wait()
-                lock.lock()
-                let total = pending
-                lock.unlock()
-                if total < 0 { return }
-                var count = 0
-                while count < total {
-                    let n = recv(descriptor, sink, min(chunk, total - count), 0)
-                    if n <= 0 { break }
-                    count += n
-                }
-                lock.lock()
-                drained = count
-                lock.unlock()
-                done.signal()
+        /// Waits until `target` bytes in all were received; false if the stream ended first or
+        /// `seconds` passed.
+        func wait(until target: Int, seconds: Double) -> Bool {
+            let deadline = Date(timeIntervalSinceNow: seconds)
+            condition.lock()
+            defer { condition.unlock() }
+            while drained < target && !ended {
+                if !condition.wait(until: deadline) { break }
             }
+            return drained >= target
         }
     }
 
@@ -76,27 +76,24 @@ final class OneStreamPair {
         thread.start()
     }
 
-    /// Sends `bytes` through the stream and waits until they were received.
+    /// Sends `bytes` through the stream and waits (at most 30 s) until they were received.
     func transfer(_ bytes: Int) throws {
-        receiver.request(bytes)
+        let target = receiver.received + bytes
         var sent = 0
         while sent < bytes {
             let n = send(sender, data, min(chunk, bytes - sent), Int32(MSG_NOSIGNAL))
-            if n <= 0 {
-                // The receiver would wait for bytes that never come: end the stream instead.
-                shutdown(sender, Int32(SHUT_WR))
-                break
-            }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw BenchmarkError.wrongResult("raw TCP stream: send failed after \(sent) of \(bytes) bytes") }
             sent += n
         }
-        receiver.done.wait()
-        guard receiver.received == bytes else { throw BenchmarkError.wrongResult("raw TCP stream moved \(receiver.received) of \(bytes) bytes") }
+        guard receiver.wait(until: target, seconds: 30) else {
+            throw BenchmarkError.wrongResult("raw TCP stream: \(bytes - (target - receiver.received)) of \(bytes) bytes arrived")
+        }
     }
 
     deinit {
-        receiver.request(-1)
+        // The receiver sees the end of the stream and closes its side.
         close(sender)
-        close(receiver.descriptor)
         data.deallocate()
     }
 }

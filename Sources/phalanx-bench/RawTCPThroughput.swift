@@ -28,43 +28,44 @@ enum RawTCPThroughput {
     }
 
     /// Bytes per second per direction when two threads each send `totalBytes` to the other and
-    /// receive as much at the same time (one thread per end, as each ring rank does).
+    /// receive as much at the same time (one thread per end, as each ring rank does), cycling
+    /// through 1 MiB buffers.
     private static func measureDuplexOnce(totalBytes: Int) throws -> Double {
         let (a1, b1) = try connectedPair()
         let (b2, a2) = try connectedPair()
         defer { [a1, b1, a2, b2].forEach { close($0) } }
+        for fd in [a1, b1, a2, b2] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK) }
         let start = Timing.now()
         let done = DispatchSemaphore(value: 0)
-        Thread { pump(send: b2, receive: b1, totalBytes); done.signal() }.start()
-        pump(send: a1, receive: a2, totalBytes)
+        let failure = LockedError()
+        Thread {
+            do { try pumpMegabyte(send: b2, receive: b1, totalBytes) } catch { failure.record(error) }
+            done.signal()
+        }.start()
+        try pumpMegabyte(send: a1, receive: a2, totalBytes)
         done.wait()
+        try failure.rethrow()
         return Double(totalBytes) / (Timing.now() - start)
     }
 
-    /// Sends and receives `total` bytes at once with non-blocking sockets and poll.
-    private static func pump(send out: Int32, receive inbound: Int32, _ total: Int) {
-        for fd in [out, inbound] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK) }
+    private static func pumpMegabyte(send out: Int32, receive inbound: Int32, _ total: Int) throws {
         let chunk = 1 << 20
-        let data = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
-        let sink = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 64)
+        let data = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
+        let sink = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 64)
         defer { data.deallocate(); sink.deallocate() }
-        memset(data, 3, chunk)
-        var sent = 0, received = 0
-        while sent < total || received < total {
-            var moved = false
-            if sent < total {
-                let n = send(out, data, min(chunk, total - sent), Int32(MSG_NOSIGNAL))
-                if n > 0 { sent += n; moved = true }
-            }
-            if received < total {
-                let n = recv(inbound, sink, min(chunk, total - received), 0)
-                if n > 0 { received += n; moved = true }
-                if n == 0 { return }
-            }
-            if !moved {
-                var entries = [pollfd(fd: out, events: sent < total ? Int16(POLLOUT) : 0, revents: 0), pollfd(fd: inbound, events: Int16(POLLIN), revents: 0)]
-                _ = poll(&entries, 2, 1000)
-            }
+        data.initializeMemory(as: UInt8.self, repeating: 3)
+        try RawDuplexRing.pump(send: out, from: UnsafeRawBufferPointer(data), receive: inbound, into: sink, bytes: total)
+    }
+
+    /// The first error a helper thread met, handed to the thread that waits for it.
+    private final class LockedError: @unchecked Sendable {
+        private let lock = NSLock()
+        private var error: Error?
+        func record(_ value: Error) { lock.lock(); error = error ?? value; lock.unlock() }
+        func rethrow() throws {
+            lock.lock()
+            defer { lock.unlock() }
+            if let error { throw error }
         }
     }
 

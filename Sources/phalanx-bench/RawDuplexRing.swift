@@ -1,0 +1,167 @@
+import Foundation
+import PhalanxCollectives
+import PhalanxTCP
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Raw TCP limits between the worker processes themselves: each rank holds one plain loopback
+/// connection to its right neighbour and one from its left (with the ring's
+/// `DataConnectionTuning`) — no framing, no reduction, no dependencies between frames.
+///
+/// - `exchange` sends a buffer to the right while it receives as many bytes from the left: the
+///   ring's traffic pattern. An all-reduce of `S` bytes moves `2(p − 1)/p · S` bytes each way
+///   per rank, so an exchange of that many bytes, timed in alternation with the ring, gives the
+///   busbw raw TCP reaches with both directions busy on the same CPUs and buffers.
+/// - `oneWay` sends a buffer from rank 0 to rank 1 only: one stream between two processes, from
+///   the message's memory into memory as large, with the other direction idle.
+final class RawDuplexRing {
+    private let right: Int32
+    private let left: Int32
+    private let rank: Int
+    /// Where received bytes land: a buffer of its own, as large as the largest message.
+    private let sink: UnsafeMutableRawBufferPointer
+
+    /// Connects the ranks of `ring` in a second, raw ring: every rank listens on an ephemeral
+    /// loopback port, the ports go round with an all-gather (exact as floats below 2^24), and each
+    /// rank connects to its right neighbour's port and accepts its left neighbour. Loopback only:
+    /// the ranks must share the machine, as the bench's jobs do. `largestBytes` bounds `exchange`.
+    init(ring: RingCommunicator, largestBytes: Int) throws {
+        let p = ring.worldSize, r = ring.rank
+        rank = r
+        guard p > 1 else { throw BenchmarkError.wrongResult("raw-duplex needs at least 2 ranks") }
+        let (listener, port) = try Self.listen()
+        defer { close(listener) }
+        var ports = [Float](repeating: 0, count: p)
+        ports[r] = Float(port)
+        try ports.withUnsafeMutableBufferPointer { try ring.allGather($0, options: CollectiveOptions(timeout: .seconds(30))) }
+        right = try Self.connect(port: UInt16(ports[(r + 1) % p]))
+        let accepted = accept(listener, nil, nil)
+        guard accepted >= 0 else {
+            close(right)
+            throw BenchmarkError.wrongResult("raw-duplex: accept failed: \(String(cString: strerror(errno)))")
+        }
+        left = accepted
+        sink = UnsafeMutableRawBufferPointer.allocate(byteCount: max(largestBytes, 64), alignment: 64)
+        sink.initializeMemory(as: UInt8.self, repeating: 0)
+        for fd in [right, left] {
+            DataConnectionTuning.current.apply(to: fd)
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK)
+        }
+    }
+
+    deinit {
+        close(right)
+        close(left)
+        sink.deallocate()
+    }
+
+    /// Sends `bytes` from `source` (cycling through it) to the right neighbour while receiving
+    /// as many from the left one into the sink (cycling through at most `bytes` of it). Every
+    /// rank must pass the same `bytes`.
+    func exchange(_ source: UnsafeRawBufferPointer, bytes: Int) throws {
+        let landing = UnsafeMutableRawBufferPointer(rebasing: sink[0..<min(bytes, sink.count)])
+        try Self.pump(send: right, from: source, receive: left, into: landing, bytes: bytes)
+    }
+
+    /// The most bytes one `send` or `recv` moves: 1 MiB, the ring's segment size. Between the
+    /// worker processes, exchanges of 16 and 64 MiB moved 3.9 GB/s per direction with 256 KiB,
+    /// 4.3–4.4 with 1 MiB, 3.3–3.6 with 4 MiB and 2.3–2.6 unbounded (docs/performance.md).
+    static let chunkBytes = 1 << 20
+
+    /// Rank 0 sends `source` to rank 1, which receives as many bytes into the sink; other ranks
+    /// return at once.
+    func oneWay(_ source: UnsafeRawBufferPointer) throws {
+        guard source.count <= sink.count else { throw BenchmarkError.wrongResult("raw-oneway: \(source.count) bytes exceed the sink") }
+        let empty = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        if rank == 0 {
+            try Self.pump(send: right, from: source, receive: left, into: empty, bytes: source.count, receiving: 0)
+        } else if rank == 1 {
+            try Self.pump(send: right, from: UnsafeRawBufferPointer(empty), receive: left, into: sink, bytes: 0, receiving: source.count)
+        }
+    }
+
+    /// Sends `total` bytes on `out` and receives `receiving` (by default `total`) on `inbound` at once, on one thread, with
+    /// non-blocking sockets: what the sockets take and give, then a short spin, then `poll` (as
+    /// the ring's transport does). The bytes cycle through `source` and `sink`. Throws after 30 s
+    /// without progress or when a peer closes.
+    static func pump(
+        send out: Int32, from source: UnsafeRawBufferPointer, receive inbound: Int32, into sink: UnsafeMutableRawBufferPointer, bytes total: Int,
+        receiving: Int? = nil, chunk: Int = chunkBytes
+    ) throws {
+        let expected = receiving ?? total
+        var sent = 0, received = 0, idle = 0
+        var lastProgress = Timing.now()
+        while sent < total || received < expected {
+            var moved = false
+            if sent < total, let from = source.baseAddress {
+                let offset = sent % source.count
+                let n = send(out, from + offset, min(source.count - offset, total - sent, chunk), Int32(MSG_NOSIGNAL))
+                if n > 0 { sent += n; moved = true }
+                if n < 0 && errno != EAGAIN && errno != EINTR { throw BenchmarkError.wrongResult("raw TCP send: \(String(cString: strerror(errno)))") }
+            }
+            if received < expected, let into = sink.baseAddress {
+                let offset = received % sink.count
+                let n = recv(inbound, into + offset, min(sink.count - offset, expected - received, chunk), 0)
+                if n > 0 { received += n; moved = true }
+                if n == 0 { throw BenchmarkError.wrongResult("raw TCP: the peer closed after \(received) of \(expected) bytes") }
+                if n < 0 && errno != EAGAIN && errno != EINTR { throw BenchmarkError.wrongResult("raw TCP recv: \(String(cString: strerror(errno)))") }
+            }
+            if moved {
+                idle = 0
+                lastProgress = Timing.now()
+                continue
+            }
+            if idle < 200 {
+                idle += 1
+                sched_yield()
+                continue
+            }
+            guard Timing.now() - lastProgress < 30 else { throw BenchmarkError.wrongResult("raw TCP: no progress for 30 s") }
+            var entries = [
+                pollfd(fd: sent < total ? out : -1, events: Int16(POLLOUT), revents: 0),
+                pollfd(fd: received < expected ? inbound : -1, events: Int16(POLLIN), revents: 0),
+            ]
+            _ = poll(&entries, 2, 1000)
+        }
+    }
+
+    /// A listening loopback socket on an ephemeral port, and the port.
+    private static func listen() throws -> (Int32, UInt16) {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = loopback(port: 0)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && Glibc.listen(listener, 4) == 0 && getsockname(listener, $0, &length) == 0
+            }
+        }
+        guard listener >= 0, bound else {
+            close(listener)
+            throw BenchmarkError.wrongResult("raw-duplex: cannot listen on loopback")
+        }
+        return (listener, UInt16(bigEndian: address.sin_port))
+    }
+
+    private static func connect(port: UInt16) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = loopback(port: port)
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard fd >= 0, connected else {
+            close(fd)
+            throw BenchmarkError.wrongResult("raw-duplex: cannot connect to loopback port \(port)")
+        }
+        return fd
+    }
+
+    private static func loopback(port: UInt16) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        return address
+    }
+}
