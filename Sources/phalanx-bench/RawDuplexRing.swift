@@ -37,10 +37,12 @@ final class RawDuplexRing {
         ports[r] = Float(port)
         try ports.withUnsafeMutableBufferPointer { try ring.allGather($0, options: CollectiveOptions(timeout: .seconds(30))) }
         right = try Self.connect(port: UInt16(ports[(r + 1) % p]))
-        let accepted = accept(listener, nil, nil)
+        // The left neighbour connects as soon as it has the ports: wait at most 30 s for it.
+        var waiting = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        let accepted = poll(&waiting, 1, 30_000) == 1 ? accept(listener, nil, nil) : -1
         guard accepted >= 0 else {
             close(right)
-            throw BenchmarkError.wrongResult("raw-duplex: accept failed: \(String(cString: strerror(errno)))")
+            throw BenchmarkError.wrongResult("raw-duplex: rank \((r + p - 1) % p) did not connect within 30 s")
         }
         left = accepted
         sink = UnsafeMutableRawBufferPointer.allocate(byteCount: max(largestBytes, 64), alignment: 64)
