@@ -145,7 +145,7 @@ struct AllReduceWorkerCommand: ParsableCommand {
                         }
                         // Ranks that idle through a stream's batch wait here, in poll (not in a
                         // busy-polling MPI call of the next batch), so the stream has the CPUs.
-                        try tcp?.barrier(options: CollectiveOptions(timeout: .seconds(60)))
+                        try tcp?.barrier(options: CollectiveOptions(timeout: .seconds(max(60, Int(seconds * 2)))))
                     }
                 }
                 if rank == 0 {
@@ -162,7 +162,8 @@ struct AllReduceWorkerCommand: ParsableCommand {
                         // all-reduce in the ring's pattern (nominally, for MPI_Allreduce); a raw
                         // stream sends one.
                         let sentPerCall = Double(bytes) * (stream ? 1 : 2 * Double(worldSize - 1))
-                        if let cpu = busy[index] { line["cpu_ns_per_byte"] = cpu * 1e9 / (sentPerCall * Double(5 * iterations[index])) }
+                        // /proc/stat counts 10 ms ticks: leave the figure out below 10 of them.
+                        if let cpu = busy[index], cpu >= 0.1 { line["cpu_ns_per_byte"] = cpu * 1e9 / (sentPerCall * Double(5 * iterations[index])) }
                         if let data = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]) {
                             print(String(decoding: data, as: UTF8.self))
                             fflush(nil)

@@ -13,7 +13,9 @@ import Glibc
 /// - `exchange` sends a buffer to the right while it receives as many bytes from the left: the
 ///   ring's traffic pattern. An all-reduce of `S` bytes moves `2(p − 1)/p · S` bytes each way
 ///   per rank, so an exchange of that many bytes, timed in alternation with the ring, gives the
-///   busbw raw TCP reaches with both directions busy on the same CPUs and buffers.
+///   busbw raw TCP reaches with both directions busy on the same CPUs, sending from the message
+///   and landing in a second buffer as large (the ring lands reduce-scatter segments in a 1 MiB
+///   scratch instead).
 /// - `oneWay` sends a buffer from rank 0 to rank 1 only: one stream between two processes, from
 ///   the message's memory into memory as large, with the other direction idle.
 final class RawDuplexRing {
@@ -39,7 +41,12 @@ final class RawDuplexRing {
         right = try Self.connect(port: UInt16(ports[(r + 1) % p]))
         // The left neighbour connects as soon as it has the ports: wait at most 30 s for it.
         var waiting = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-        let accepted = poll(&waiting, 1, 30_000) == 1 ? accept(listener, nil, nil) : -1
+        let deadline = Timing.now() + 30
+        var ready = Int32(0)
+        repeat {
+            ready = poll(&waiting, 1, Int32(max(1, (deadline - Timing.now()) * 1000)))
+        } while ready < 0 && errno == EINTR && Timing.now() < deadline
+        let accepted = ready == 1 ? accept(listener, nil, nil) : -1
         guard accepted >= 0 else {
             close(right)
             throw BenchmarkError.wrongResult("raw-duplex: rank \((r + p - 1) % p) did not connect within 30 s")
@@ -67,20 +74,26 @@ final class RawDuplexRing {
         try Self.pump(send: right, from: source, receive: left, into: landing, bytes: bytes)
     }
 
-    /// The most bytes one `send` or `recv` moves: 1 MiB, the ring's segment size. Between the
-    /// worker processes, exchanges of 16 and 64 MiB moved 3.9 GB/s per direction with 256 KiB,
-    /// 4.3–4.4 with 1 MiB, 3.3–3.6 with 4 MiB and 2.3–2.6 unbounded (docs/performance.md).
+    /// The most bytes one `send` or `recv` moves: 1 MiB, the ring's segment size. In jobs of the
+    /// ring and `raw-duplex` alone, exchanges of 16 and 64 MiB moved 3.9 GB/s per direction with
+    /// 256 KiB, 4.3–4.4 with 1 MiB, 3.3–3.6 with 4 MiB and 2.3–2.6 unbounded (docs/performance.md).
     static let chunkBytes = 1 << 20
 
-    /// Rank 0 sends `source` to rank 1, which receives as many bytes into the sink; other ranks
-    /// return at once.
+    /// Rank 0 sends `source` to rank 1, which receives as many bytes into the sink and answers
+    /// with one byte on the same connection; rank 0 returns once that byte arrived, so the time
+    /// covers delivery, not just handing the bytes to the kernel. Other ranks return at once.
     func oneWay(_ source: UnsafeRawBufferPointer) throws {
         guard source.count <= sink.count else { throw BenchmarkError.wrongResult("raw-oneway: \(source.count) bytes exceed the sink") }
-        let empty = UnsafeMutableRawBufferPointer(start: nil, count: 0)
-        if rank == 0 {
-            try Self.pump(send: right, from: source, receive: left, into: empty, bytes: source.count, receiving: 0)
-        } else if rank == 1 {
-            try Self.pump(send: right, from: UnsafeRawBufferPointer(empty), receive: left, into: sink, bytes: 0, receiving: source.count)
+        let none = UnsafeMutableRawBufferPointer(start: nil, count: 0)
+        var ack: UInt8 = 1
+        try withUnsafeMutableBytes(of: &ack) { ackByte in
+            if rank == 0 {
+                try Self.pump(send: right, from: source, receive: left, into: none, bytes: source.count, receiving: 0)
+                try Self.pump(send: right, from: UnsafeRawBufferPointer(none), receive: right, into: ackByte, bytes: 0, receiving: 1)
+            } else if rank == 1 {
+                try Self.pump(send: right, from: UnsafeRawBufferPointer(none), receive: left, into: sink, bytes: 0, receiving: source.count)
+                try Self.pump(send: left, from: UnsafeRawBufferPointer(ackByte), receive: left, into: none, bytes: 1, receiving: 0)
+            }
         }
     }
 

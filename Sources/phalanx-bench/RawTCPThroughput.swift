@@ -42,7 +42,15 @@ enum RawTCPThroughput {
             do { try pumpMegabyte(send: b2, receive: b1, totalBytes) } catch { failure.record(error) }
             done.signal()
         }.start()
-        try pumpMegabyte(send: a1, receive: a2, totalBytes)
+        do {
+            try pumpMegabyte(send: a1, receive: a2, totalBytes)
+        } catch {
+            // Wake the helper (its pump fails on the shut sockets), so it is done with the
+            // descriptors before they are closed.
+            [a1, b1, a2, b2].forEach { shutdown($0, Int32(SHUT_RDWR)) }
+            done.wait()
+            throw error
+        }
         done.wait()
         try failure.rethrow()
         return Double(totalBytes) / (Timing.now() - start)
