@@ -8,8 +8,8 @@ import Glibc
 /// One loopback TCP stream inside this process, kept open between calls, with the ring's
 /// socket tuning unless told otherwise. A resident thread drains it continuously into a 4 MiB
 /// buffer; `transfer` sends `bytes` from another 4 MiB buffer on the calling thread and returns
-/// once they were all received. Both buffers stay in cache: this is the best rate of one stream
-/// on the machine. `RawTCPThroughput.measure` times one long transfer; the `raw-stream` backend
+/// once they were all received. Both buffers stay in cache, and the threads sleep in `recv` and
+/// `send` when they must wait (blocking sockets). `RawTCPThroughput.measure` times one long transfer; the `raw-stream` backend
 /// of `allreduce-worker` times transfers in alternation with the ring. Deinit ends the stream;
 /// the thread then closes its end and exits.
 final class OneStreamPair {
