@@ -33,12 +33,12 @@ final class RawDuplexRing {
         let p = ring.worldSize, r = ring.rank
         rank = r
         guard p > 1 else { throw BenchmarkError.wrongResult("raw-duplex needs at least 2 ranks") }
-        let (listener, port) = try Self.listen()
+        let (listener, port) = try LoopbackSocket.listen()
         defer { close(listener) }
         var ports = [Float](repeating: 0, count: p)
         ports[r] = Float(port)
         try ports.withUnsafeMutableBufferPointer { try ring.allGather($0, options: CollectiveOptions(timeout: .seconds(30))) }
-        right = try Self.connect(port: UInt16(ports[(r + 1) % p]))
+        right = try LoopbackSocket.connect(port: UInt16(ports[(r + 1) % p]))
         // The left neighbour connects as soon as it has the ports: wait at most 30 s for it.
         var waiting = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
         let deadline = Timing.now() + 30
@@ -140,43 +140,5 @@ final class RawDuplexRing {
             ]
             _ = poll(&entries, 2, 1000)
         }
-    }
-
-    /// A listening loopback socket on an ephemeral port, and the port.
-    private static func listen() throws -> (Int32, UInt16) {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = loopback(port: 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(listener, $0, length) == 0 && Glibc.listen(listener, 4) == 0 && getsockname(listener, $0, &length) == 0
-            }
-        }
-        guard listener >= 0, bound else {
-            close(listener)
-            throw BenchmarkError.wrongResult("raw-duplex: cannot listen on loopback")
-        }
-        return (listener, UInt16(bigEndian: address.sin_port))
-    }
-
-    private static func connect(port: UInt16) throws -> Int32 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = loopback(port: port)
-        let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        guard fd >= 0, connected else {
-            close(fd)
-            throw BenchmarkError.wrongResult("raw-duplex: cannot connect to loopback port \(port)")
-        }
-        return fd
-    }
-
-    private static func loopback(port: UInt16) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        return address
     }
 }

@@ -79,30 +79,16 @@ enum RawTCPThroughput {
 
     /// A connected loopback TCP pair (sending end, receiving end) with the ring's options.
     static func connectedPair(tuning: DataConnectionTuning = .current) throws -> (Int32, Int32) {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (listener, port) = try LoopbackSocket.listen()
         defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        try withUnsafeMutablePointer(to: &address) { pointer in
-            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                guard bind(listener, $0, length) == 0, listen(listener, 1) == 0, getsockname(listener, $0, &length) == 0 else {
-                    throw BenchmarkError.wrongResult("raw TCP: cannot listen on loopback")
-                }
-            }
-        }
-        let sender = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        try withUnsafePointer(to: &address) { pointer in
-            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                guard connect(sender, $0, length) == 0 else { throw BenchmarkError.wrongResult("raw TCP: cannot connect") }
-            }
-        }
+        let sender = try LoopbackSocket.connect(port: port)
         let receiver = accept(listener, nil, nil)
+        guard receiver >= 0 else {
+            close(sender)
+            throw BenchmarkError.wrongResult("raw TCP: accept failed: \(String(cString: strerror(errno)))")
+        }
         // By default exactly the ring's tuning: the limit is what our sockets can do.
         for fd in [sender, receiver] { tuning.apply(to: fd) }
         return (sender, receiver)
     }
 }
-
