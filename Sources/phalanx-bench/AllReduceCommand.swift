@@ -57,21 +57,22 @@ struct AllReduceCommand: ParsableCommand {
             let pairedSizes = sizes.filter { $0 >= 16 << 20 || $0 == 4096 }.map(String.init).joined(separator: ",")
             // At least a second per size and backend: enough ticks of /proc/stat for the CPU figure.
             let pairedArguments = ["--sizes", pairedSizes, "--seconds", String(max(seconds, 1))]
+            let shmLabels = [AllReduceReport.pairedMPIBackendShm, AllReduceReport.pairedMPIShm]
             var paired = try mpiJob(ranks: p, mpiOptions: [], arguments: [
-                "--backend", "mpi,mpi-raw", "--label", "paired: phalanx MPI backend (shm),paired: MPI_Allreduce (shm)",
+                "--backend", "mpi,mpi-raw", "--label", shmLabels.joined(separator: ","),
             ] + pairedArguments).filter { $0["time_us"] != nil }
             // The TCP ring beside MPI_Allreduce over TCP and beside the raw TCP limits, all between
             // the same processes and buffers except the in-process stream (see AllReduceReport).
+            let tcpLabels = [
+                AllReduceReport.pairedRing, AllReduceReport.pairedMPITCP, AllReduceReport.pairedOneWay, AllReduceReport.pairedStream,
+                AllReduceReport.pairedDuplex,
+            ]
             paired += try mpiJob(ranks: p, mpiOptions: tcpOnly, arguments: [
-                "--backend", "tcp,mpi-raw,raw-oneway,raw-stream,raw-duplex",
-                "--label", [
-                    AllReduceReport.pairedRing, AllReduceReport.pairedMPITCP, AllReduceReport.pairedOneWay, AllReduceReport.pairedStream,
-                    AllReduceReport.pairedDuplex,
-                ].joined(separator: ","),
+                "--backend", "tcp,mpi-raw,raw-oneway,raw-stream,raw-duplex", "--label", tcpLabels.joined(separator: ","),
             ] + pairedArguments, rendezvous: true).filter { $0["time_us"] != nil }
-            let pairedCount = pairedSizes.split(separator: ",").count
-            if paired.count != 7 * pairedCount {
-                FileHandle.standardError.write(Data("warning: the paired jobs at \(p) ranks produced \(paired.count) of \(7 * pairedCount) lines\n".utf8))
+            let expected = (shmLabels.count + tcpLabels.count) * pairedSizes.split(separator: ",").count
+            if paired.count != expected {
+                FileHandle.standardError.write(Data("warning: the paired jobs at \(p) ranks produced \(paired.count) of \(expected) lines\n".utf8))
             }
             if json { paired.forEach(printJSON) }
             lines += paired

@@ -9,6 +9,9 @@ enum AllReduceReport {
     static let pairedOneWay = "paired: raw TCP one way (ranks)"
     static let pairedStream = "paired: raw TCP stream (cached)"
     static let pairedDuplex = "paired: raw TCP duplex (ranks)"
+    /// Labels of the paired shared-memory job's backends.
+    static let pairedMPIBackendShm = "paired: phalanx MPI backend (shm)"
+    static let pairedMPIShm = "paired: MPI_Allreduce (shm)"
 
     static func print(_ lines: [[String: Any]], raw: Double, duplex: Double, system: Double) {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
@@ -55,7 +58,7 @@ enum AllReduceReport {
                     .compactMap { label, name in value(label, bytes, "cpu_ns_per_byte").map { String(format: "%@ %.2f", name as NSString, $0) } }
                 if !costs.isEmpty { Swift.print("    busy CPU time of the machine (kernel included) per byte sent, ns: " + costs.joined(separator: ", ")) }
             }
-            if let ours = value("paired: phalanx MPI backend (shm)", bytes, "busbw_GBps"), let theirs = value("paired: MPI_Allreduce (shm)", bytes, "busbw_GBps") {
+            if let ours = value(pairedMPIBackendShm, bytes, "busbw_GBps"), let theirs = value(pairedMPIShm, bytes, "busbw_GBps") {
                 Swift.print(String(format: "2 ranks, %4d MiB: MPI backend / MPI_Allreduce (shm), paired = %.2f (goal ≥ 0.95)", bytes >> 20, ours / theirs))
             }
         }
