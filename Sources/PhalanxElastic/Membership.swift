@@ -1,7 +1,7 @@
 import PhalanxTCP
 
 /// The agreed list of members for one epoch, in ring order.
-public struct Membership: Codable, Sendable, Equatable {
+public struct Membership: Codable, Sendable, Hashable {
     /// Grows by one at every change; frames and handshakes carry it, so a stale member's
     /// messages are refused.
     public var epoch: UInt64

@@ -1,0 +1,52 @@
+import PhalanxTCP
+
+/// The tie-breaking vote of an even membership: an acceptor of the agreement that holds no
+/// training state and is never a member (the launcher's rendezvous hosts one; an external
+/// store can play the same part with compare-and-swap).
+///
+/// With `n` members (n even) and the witness there are `n + 1` voters, so any two quorums
+/// share a voter: half of the members can go on only with the witness's vote, and the other
+/// half can then never get a different proposal chosen.
+public struct WitnessAcceptor: Sendable {
+    /// How many epochs of votes are kept (older epochs are long decided).
+    static let keptEpochs: UInt64 = 64
+
+    var promised: [UInt64: Ballot] = [:]
+    var accepted: [UInt64: AcceptedProposal] = [:]
+
+    /// A witness that has voted on nothing.
+    public init() {}
+
+    /// Answers a prepare or an accept (other messages get no answer).
+    public mutating func handle(_ message: MembershipMessage, from sender: MemberAddress) -> [MembershipAction] {
+        switch message {
+        case let .prepare(epoch, ballot):
+            let highest = promised[epoch] ?? .none
+            guard ballot >= highest else { return [.send(.reject(epoch: epoch, ballot: ballot, promised: highest), to: sender)] }
+            promised[epoch] = ballot
+            prune(below: epoch)
+            let vote = MembershipMessage.promise(
+                epoch: epoch, ballot: ballot, sender: MembershipCore.witnessID, holding: Holding(step: -1, intact: false), accepted: accepted[epoch])
+            return [.send(vote, to: sender)]
+        case let .accept(epoch, ballot, decision):
+            let highest = promised[epoch] ?? .none
+            guard ballot >= highest else { return [.send(.reject(epoch: epoch, ballot: ballot, promised: highest), to: sender)] }
+            promised[epoch] = ballot
+            accepted[epoch] = AcceptedProposal(ballot: ballot, decision: decision)
+            prune(below: epoch)
+            return [.send(.accepted(epoch: epoch, ballot: ballot, sender: MembershipCore.witnessID), to: sender)]
+        default:
+            return []
+        }
+    }
+
+    /// The proposal accepted for the change out of `epoch`, if any.
+    public func acceptedProposal(epoch: UInt64) -> AcceptedProposal? { accepted[epoch] }
+
+    private mutating func prune(below epoch: UInt64) {
+        guard epoch > Self.keptEpochs else { return }
+        let floor = epoch - Self.keptEpochs
+        promised = promised.filter { $0.key >= floor }
+        accepted = accepted.filter { $0.key >= floor }
+    }
+}
