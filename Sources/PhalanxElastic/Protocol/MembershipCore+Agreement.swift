@@ -138,7 +138,13 @@ extension MembershipCore {
         var members = stayed
         var nextID = membership.nextID
         var joined: [Int] = []
-        for address in pendingJoins where members.count < config.maximumMembers && !members.contains(where: { Self.sameProcess($0, address) }) {
+        // Newcomers are admitted only while the members who stayed remain a quorum of the new
+        // membership (alone, or with the witness): newcomers that die on arrival can then
+        // never block the next agreement. A finished job admits nobody.
+        let witnessNext = config.quorum == .majorityOrWitness && config.witness != nil
+        let admissible = redo >= config.lastStep ? stayed.count : (witnessNext ? 2 * stayed.count : 2 * stayed.count - 1)
+        let limit = min(config.maximumMembers, admissible)
+        for address in pendingJoins where members.count < limit && !members.contains(where: { Self.sameProcess($0, address) }) {
             members.append(MemberAddress(id: nextID, host: address.host, port: address.port))
             joined.append(nextID)
             nextID += 1
@@ -159,6 +165,11 @@ extension MembershipCore {
         round = nil
         cancel(.roundDeadline)
         failedRounds += 1
+        // Maybe the job moved on and every member of this epoch that knows is gone: ask the
+        // directory's members what happened since.
+        for address in directory where !membership.members.contains(where: { Self.sameProcess($0, address) }) {
+            out.append(.send(.behind(epoch: membership.epoch), to: address))
+        }
         let backoff = config.agreementTimeout * min(1 << min(failedRounds - 1, 3), 4)
         arm(.retryRound, after: backoff / 2, jitter: backoff, &out)
     }

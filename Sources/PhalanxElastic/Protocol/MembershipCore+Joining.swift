@@ -23,16 +23,29 @@ extension MembershipCore {
         arm(.retryJoin, after: wait, jitter: wait / 2, &out)
     }
 
-    /// Replaces the addresses a newcomer asks (the published directory changed).
+    /// Tells the core where the job's live members are (the published directory changed): a
+    /// newcomer asks them, and a member whose own epoch went silent asks them what it missed.
     public mutating func updateDirectory(_ list: [MemberAddress]) {
-        guard phase == .joining else { return }
         let fresh = list.filter { !Self.sameProcess($0, config.address) }
         guard !fresh.isEmpty else { return }
         directory = fresh
     }
 
-    /// A newcomer only listens to redirects, refusals, "finished", and the decision that admits it.
+    /// A newcomer listens to redirects, refusals, "finished", and the decision that admits it.
+    /// It still tells members of old epochs what it knows (an evicted member may be the last
+    /// live process that saw a decision), and asks members of newer epochs what it missed (it
+    /// may have been admitted without hearing of it).
     mutating func receiveAsNewcomer(_ message: MembershipMessage, from sender: MemberAddress, _ out: inout [MembershipAction]) {
+        if let epoch = message.epoch {
+            if case let .behind(known) = message {
+                catchUp(sender, after: known, &out)
+            } else if epoch < (decisions.last?.epoch ?? 0) {
+                catchUp(sender, after: epoch, &out)
+            } else if epoch > membership.epoch, config.witness.map({ !Self.sameProcess($0, sender) }) ?? true {
+                out.append(.send(.behind(epoch: membership.epoch), to: sender))
+            }
+            return
+        }
         switch message {
         case let .redirect(list):
             let fresh = list.filter { !Self.sameProcess($0, config.address) }

@@ -56,14 +56,25 @@ extension Simulation {
         alive * 2 > count || (options.witness && count % 2 == 0 && alive * 2 == count)
     }
 
-    /// The membership the job continues from: the newest decided, or the proposal a quorum
-    /// of it already accepted (it will be re-proposed and installed).
-    func newestMemberships() -> [Membership] {
-        // The newest epoch a live member installed: a decision only dead processes knew of
-        // cannot be learned without a quorum of the epoch before it.
-        let known = processes.filter { $0.alive && $0.core.isMember }.map(\.core.membership.epoch).max() ?? 1
+    /// The memberships that must keep a quorum alive for the job to be able to go on: every
+    /// membership from the newest one a live process knows of to the newest decided (those
+    /// known only to dead processes are agreed on again, or re-learnt, through their
+    /// predecessors), and a proposal a quorum of the newest already accepted (it will be
+    /// re-proposed and installed). Empty when the job cannot be required to go on: it
+    /// stopped, or no live process knows any membership.
+    func requiredMemberships() -> [Membership] {
         if decided.values.contains(where: { $0.stop != nil }) { return [] }
-        let current = decided[known]?.membership ?? initialMembership
+        let knownByLive = processes.filter(\.alive).map { process in
+            process.core.decisions.last?.epoch ?? (process.index < options.members ? 1 : 0)
+        }.max() ?? 0
+        guard knownByLive > 0 else { return [] }
+        let newestEpoch = decided.keys.max() ?? 1
+        var chain: [Membership] = []
+        for epoch in knownByLive...max(knownByLive, newestEpoch) {
+            guard let membership = epoch == 1 ? initialMembership : decided[epoch]?.membership else { continue }
+            chain.append(membership)
+        }
+        let current = decided[newestEpoch]?.membership ?? initialMembership
         var acceptors: [Ballot: (decision: MembershipDecision, count: Int, witness: Bool)] = [:]
         for process in processes where process.core.membership.epoch == current.epoch && current.position(of: process.core.id ?? -1) != nil {
             if let proposal = process.core.acceptedProposal {
@@ -76,18 +87,20 @@ extension Simulation {
         let chosen = acceptors.values.filter { entry in
             entry.count * 2 > current.members.count || (options.witness && current.members.count % 2 == 0 && entry.witness && entry.count * 2 == current.members.count)
         }
-        return [current] + chosen.map(\.decision.membership)
+        return chain + chosen.map(\.decision.membership)
+    }
+
+    /// How many members of `membership` are alive.
+    func living(_ membership: Membership) -> Int {
+        membership.members.filter { member in index(of: member).map { $0 >= 0 && processes[$0].alive } ?? false }.count
     }
 
     /// After the run: the job must have finished when a quorum survived, with the fault-free
     /// run's final weights everywhere.
     mutating func finalChecks() {
         guard report.violations.isEmpty else { return }
-        let memberships = newestMemberships()
-        let required = !memberships.isEmpty && memberships.allSatisfy { membership in
-            let living = membership.members.filter { member in index(of: member).map { $0 >= 0 && processes[$0].alive } ?? false }
-            return isQuorum(alive: living.count, of: membership.members.count)
-        }
+        let memberships = requiredMemberships()
+        let required = !memberships.isEmpty && memberships.allSatisfy { isQuorum(alive: living($0), of: $0.members.count) }
         report.livenessRequired = required
         let finalDigest = digest(step: options.lastStep)
         for process in processes where process.alive && process.core.phase == .finished {
