@@ -4,30 +4,29 @@ import PhalanxCollectives
 import PhalanxTCP
 
 extension ElasticMember {
-    /// Thrown inside the loop when another thread asked for a membership change.
-    struct Interrupted: Error {
-        let reason: String
-    }
-
     /// Runs steps `state.step ..< lastStep`, each through `body`, across the current members,
     /// surviving failures and admitting joiners between steps.
     ///
-    /// A step is committed when `body` returns; when it throws a `CollectiveError` (or another
-    /// member starts a change) the step is discarded on every member, the members agree, the
-    /// ring is rebuilt and the newest committed state is restored everywhere before the step
-    /// is redone. Errors of the user's own making end the run.
+    /// A step is committed when `body` returns; when it throws a `CollectiveError` (or the
+    /// membership protocol stops it) the step is discarded on every member, the members agree
+    /// on the next membership, the ring is rebuilt and the newest committed state is taken
+    /// before the step is redone. Errors of the user's own making end the run.
     ///
     /// The first call synchronises the state from the first member (after that member resumed
     /// from the newest durable checkpoint in `options.checkpointDirectory`, if any).
-    /// - Throws: `ElasticError` when the job cannot go on (below the minimum, evicted), or
-    ///   what `body` throws other than collective failures.
+    /// - Throws: `ElasticError` when the job cannot go on (below the minimum, evicted without
+    ///   `rejoinAfterEviction`, no intact state left), or what `body` throws other than
+    ///   collective failures.
     @discardableResult
     public func run(state: ElasticState, until lastStep: Int, body: (ElasticStep) throws -> Void) throws -> ElasticRunSummary {
-        var committed = 0, discarded = 0
-        var repeatedDiscards = 0
+        var loop = RunLoopState()
+        lock.lock()
+        core.setLastStep(lastStep)
+        let initial = core.decisions.isEmpty && core.isMember && core.membership.epoch == 1 && state.step == 0
+        lock.unlock()
         if let directory = options.checkpointDirectory {
             let store = try CheckpointStore(directory: directory, keep: options.checkpointsKept)
-            if pendingSyncSource == rank, lastDecision == nil {
+            if initial, ring.rank == 0 {
                 let (latest, skipped) = store.latestValid()
                 for reason in skipped { logger.warning("skipping checkpoint: \(reason)") }
                 if let latest {
@@ -38,79 +37,143 @@ extension ElasticMember {
             checkpointWriter = AsyncCheckpointWriter(store: store) { [logger] path, step in logger.info("checkpoint step \(step): \(path)") }
         }
         defer { try? checkpointWriter?.close() }
-        var pendingChange: MembershipChange?
+        if initial { try synchronizeInitially(state) }
         while true {
-            do {
-                if let root = pendingSyncSource {
-                    try state.sync(over: ring, from: root, options: collectiveOptions)
-                    pendingSyncSource = nil
+            guard let instruction = nextInstruction() else {
+                state.restore()
+                return loop.summary(changes: changes, stopped: true)
+            }
+            switch instruction {
+            case let .installRing(membership):
+                lock.lock()
+                id = core.id ?? id
+                let decision = core.decisions.last
+                lock.unlock()
+                pendingRing = membership
+                noteAgreed(membership, decision: decision, state: state)
+            case let .synchronize(source, _):
+                synchronize(state, from: source)
+            case let .restore(step):
+                state.restore()
+                if state.step != step { logger.error("member \(id) restored step \(state.step), but the agreement said \(step)") }
+            case .train:
+                if let stop = try train(state, until: lastStep, loop: &loop, body: body) { return stop }
+            case .stopTraining:
+                interruption.reset()
+                feed(.trainingStopped(holding: state.holding))
+            case .finished:
+                announceChange(state)
+                return loop.summary(changes: changes, stopped: false)
+            case let .stop(reason):
+                try stopJob(state, reason: reason)
+            case let .evicted(reason):
+                guard options.rejoinAfterEviction else {
+                    throw ElasticError.evicted(id: id, epoch: ringMembership?.epoch ?? 0, reason: reason)
                 }
-                if var change = pendingChange {
-                    change.restoredAt = Date()
-                    changes.append(change)
-                    pendingChange = nil
-                    onMembershipChange?(change)
-                }
-                guard state.step < lastStep else { break }
-                if stopRequested { return ElasticRunSummary(committedSteps: committed, discardedSteps: discarded, changes: changes, stopped: true) }
-                if let stop = interruption.current { throw Interrupted(reason: stop.reason) }
-                state.markDirty()
-                let communicator = ElasticCommunicator(ring: ring, options: collectiveOptions)
-                try body(ElasticStep(index: state.step, rank: ring.rank, worldSize: ring.worldSize, epoch: ring.epoch, communicator: communicator))
-                state.commitStep()
-                committed += 1
-                repeatedDiscards = 0
-                onStepOutcome?(.committed(step: state.step - 1, worldSize: ring.worldSize))
-                try maybeCheckpoint(state)
-            } catch {
-                let cause: String
-                var suspects: Set<Int> = []
-                switch error {
-                case let failure as CollectiveError where ElasticMember.recoverable.contains(failure.code):
-                    cause = failure.message
-                    // A closed connection names the dead neighbour; a timeout does not (the ring
-                    // stalls behind a hung member): heartbeats name that one.
-                    if failure.code == .connectionLost, let peer = failure.peer, peer < membership.members.count {
-                        suspects.insert(membership.members[peer].id)
-                    }
-                case let interrupted as Interrupted:
-                    cause = interrupted.reason
-                default:
-                    throw error
-                }
-                discarded += 1
-                repeatedDiscards += 1
-                let step = state.step
-                onStepOutcome?(.discarded(step: step, reason: cause))
-                if stopRequested {
-                    state.restore()
-                    return ElasticRunSummary(committedSteps: committed, discardedSteps: discarded, changes: changes, stopped: true)
-                }
-                // The same step failing again and again with nobody lost is not a membership
-                // problem: stop instead of recovering forever.
-                if repeatedDiscards > ElasticMember.discardLimit {
-                    dismissPending("member \(id) is stopping")
-                    throw ElasticError.recoveryFailed(step: step, reason: "step \(step) failed \(repeatedDiscards) times in a row; last cause: \(cause)")
-                }
-                do {
-                    let change = try recover(cause: cause, suspects: suspects, state: state, interruptedStep: step)
-                    if !change.lost.isEmpty { repeatedDiscards = 0 }
-                    pendingChange = change
-                } catch let ElasticError.evicted(evictedID, epoch, reason) where options.rejoinAfterEviction {
-                    logger.warning("member \(evictedID) was evicted at epoch \(epoch) (\(reason)); asking to join again")
-                    let previous = membership.ids
-                    let detectedAt = Date()
-                    try rejoin(state: state)
-                    let now = Date()
-                    pendingChange = MembershipChange(
-                        epoch: membership.epoch, previousMembers: previous, members: membership.ids, lost: [], joined: [id],
-                        reason: "rejoined as member \(id) after eviction (\(reason))", redoStep: state.step, interruptedStep: step,
-                        rank: ring.rank, worldSize: ring.worldSize, keptConnections: 0,
-                        detectedAt: detectedAt, agreedAt: now, rebuiltAt: now, restoredAt: now)
-                }
+                evicted(reason, state: state)
+            case .send, .armTimer, .publishDirectory:
+                break
             }
         }
-        return ElasticRunSummary(committedSteps: committed, discardedSteps: discarded, changes: changes)
+    }
+
+    /// The first members' start: everyone takes member 0's state (it may have resumed from a
+    /// checkpoint). A failure here is a failure of the first step.
+    func synchronizeInitially(_ state: ElasticState) throws {
+        do {
+            try state.sync(over: ring, from: 0, options: collectiveOptions)
+            if state.step > 0 { feed(.stepCommitted(step: state.step)) }
+        } catch let error as CollectiveError {
+            noteDetected(error.message, step: state.step, state: state)
+            if !answerStop(state) { feed(.stepFailed(suspects: suspects(of: error), reason: error.message)) }
+        }
+    }
+
+    /// `.synchronize`: takes the source's committed state over the new ring.
+    func synchronize(_ state: ElasticState, from source: Int) {
+        if answerStop(state) { return }
+        do {
+            try buildPendingRing()
+            guard let root = ringMembership?.position(of: source) else {
+                throw CollectiveError(.invalidArgument, during: nil, rank: ring.rank, peer: nil, message: "the source \(source) is not in the ring")
+            }
+            try state.sync(over: ring, from: root, options: collectiveOptions)
+            if answerStop(state) { return }
+            feed(.transferFinished(holding: state.holding))
+        } catch {
+            let failure = error as? CollectiveError
+            noteDetected(failure?.message ?? "\(error)", step: state.step, state: state)
+            if answerStop(state) { return }
+            feed(.transferFailed(holding: state.holding, suspects: failure.map(suspects) ?? [], reason: failure?.message ?? "\(error)"))
+        }
+    }
+
+    /// `.train`: runs steps until the core stops the data plane, a step fails, or the last step
+    /// is committed. Returns a summary when `run` must return (a stop was requested).
+    func train(_ state: ElasticState, until lastStep: Int, loop: inout RunLoopState, body: (ElasticStep) throws -> Void) throws -> ElasticRunSummary? {
+        do {
+            try buildPendingRing()
+        } catch {
+            let failure = error as? CollectiveError
+            noteDetected(failure?.message ?? "\(error)", step: state.step, state: state)
+            if !answerStop(state) { feed(.stepFailed(suspects: failure.map(suspects) ?? [], reason: failure?.message ?? "\(error)")) }
+            return nil
+        }
+        announceChange(state)
+        while state.step < lastStep {
+            if answerStop(state) { return nil }
+            if stopRequested {
+                state.restore()
+                return loop.summary(changes: changes, stopped: true)
+            }
+            state.markDirty()
+            let communicator = ElasticCommunicator(ring: ring, options: collectiveOptions)
+            do {
+                try body(ElasticStep(index: state.step, rank: ring.rank, worldSize: ring.worldSize, epoch: ring.epoch, communicator: communicator))
+            } catch let failure as CollectiveError where Self.recoverable.contains(failure.code) {
+                state.restore()
+                loop.discarded(step: state.step)
+                onStepOutcome?(.discarded(step: state.step, reason: failure.message))
+                noteDetected(failure.message, step: state.step, state: state)
+                if stopRequested { return loop.summary(changes: changes, stopped: true) }
+                if loop.repeatedDiscards > Self.discardLimit {
+                    throw ElasticError.recoveryFailed(step: state.step, reason: "step \(state.step) failed \(loop.repeatedDiscards) times in a row; last cause: \(failure.message)")
+                }
+                if !answerStop(state) { feed(.stepFailed(suspects: suspects(of: failure), reason: failure.message)) }
+                return nil
+            }
+            state.commitStep()
+            loop.committed()
+            onStepOutcome?(.committed(step: state.step - 1, worldSize: ring.worldSize))
+            try maybeCheckpoint(state)
+            if answerStop(state) { return nil }
+            feed(.stepCommitted(step: state.step))
+        }
+        return nil
+    }
+
+    /// `.stop`: the job ends here; below the minimum, the source saves the state first.
+    func stopJob(_ state: ElasticState, reason: String) throws -> Never {
+        lock.lock()
+        let decision = core.decisions.last
+        lock.unlock()
+        if case let .belowMinimum(members, minimum) = decision?.stop {
+            let path = decision?.source == id ? try saveNow(state, worldSize: members) : nil
+            throw ElasticError.belowMinimum(members: members, minimum: minimum, step: state.step, checkpoint: path)
+        }
+        throw ElasticError.recoveryFailed(step: state.step, reason: reason)
+    }
+
+    /// Left out of a membership: the ring is gone; the core asks to be admitted again.
+    func evicted(_ reason: String, state: ElasticState) {
+        noteDetected(reason, step: state.step, state: state)
+        change?.rejoined = true
+        transport?.close()
+        transport = nil
+        ring = RingCommunicator(transport: LoneTransport(), epoch: 0)
+        ringMembership = nil
+        heartbeat.watch(id: MemberNode.newcomerID, epoch: 0, peers: [])
+        interruption.reset()
     }
 
     /// Collective failures that a change of members can cure; anything else (a size mismatch,
@@ -119,26 +182,6 @@ extension ElasticMember {
     /// Consecutive discards of one step, with no member lost, after which `run` gives up.
     static let discardLimit = 8
 
-    /// Joins again under a new id after an eviction, through the members last known.
-    func rejoin(state: ElasticState) throws {
-        let known = membership.members.filter { $0.id != id }.map { MemberAddress(id: MemberNode.newcomerID, host: $0.host, port: $0.port) }
-        dismissPending("member \(id) was evicted and is joining again")
-        transport?.close()
-        transport = nil
-        lock.lock()
-        suspected = []
-        id = MemberNode.newcomerID
-        // Between memberships: joiners asking here are sent elsewhere, not to this process.
-        sharedMembership = Membership(epoch: 0, members: [], nextID: 0)
-        lastDecision = nil
-        lock.unlock()
-        heartbeat.watch(id: MemberNode.newcomerID, epoch: 0, peers: [])
-        interruption.reset()
-        node.memberID = MemberNode.newcomerID
-        try admit(candidates: known)
-        interruption.reset()
-    }
-
     /// Hands a durable checkpoint to the background writer every `checkpointEvery` steps; only
     /// the first member in ring order writes.
     func maybeCheckpoint(_ state: ElasticState) throws {
@@ -146,5 +189,38 @@ extension ElasticMember {
         let start = Date()
         try writer.submit(try state.checkpointSnapshot(epoch: 0, dataCursor: state.step, worldSize: ring.worldSize))
         onCheckpoint?(state.step, start, Date())
+    }
+
+    /// Writes the committed state as a durable checkpoint now (below the minimum, before stopping).
+    func saveNow(_ state: ElasticState, worldSize: Int) throws -> String? {
+        guard let directory = options.checkpointDirectory else { return nil }
+        try checkpointWriter?.close()
+        checkpointWriter = nil
+        state.restore()
+        let store = try CheckpointStore(directory: directory, keep: options.checkpointsKept)
+        return try store.save(try state.checkpointSnapshot(epoch: 0, dataCursor: state.step, worldSize: worldSize))
+    }
+}
+
+/// Counts of one `run`.
+struct RunLoopState {
+    var committedSteps = 0
+    var discardedSteps = 0
+    var repeatedDiscards = 0
+    var lastDiscarded = -1
+
+    mutating func committed() {
+        committedSteps += 1
+        repeatedDiscards = 0
+    }
+
+    mutating func discarded(step: Int) {
+        discardedSteps += 1
+        repeatedDiscards = step == lastDiscarded ? repeatedDiscards + 1 : 1
+        lastDiscarded = step
+    }
+
+    func summary(changes: [MembershipChange], stopped: Bool) -> ElasticRunSummary {
+        ElasticRunSummary(committedSteps: committedSteps, discardedSteps: discardedSteps, changes: changes, stopped: stopped)
     }
 }

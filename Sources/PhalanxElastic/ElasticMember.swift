@@ -4,8 +4,8 @@ import PhalanxCheckpoint
 import PhalanxCollectives
 import PhalanxTCP
 
-/// This process's place in an elastic job: its listener, its heartbeats, the current membership
-/// and ring, and the protocol that changes them when members fail or join.
+/// This process's place in an elastic job: the driver of its `MembershipCore` (the protocol,
+/// a pure state machine) over real sockets, timers and the training thread.
 ///
 /// ```swift
 /// let member = try ElasticMember.start()                 // PHALANX_*/torchrun/mpirun/Slurm variables
@@ -18,35 +18,39 @@ import PhalanxTCP
 /// }
 /// ```
 ///
-/// Failures are found by connection errors, collective deadlines and neighbour heartbeats; the
-/// survivors agree on the new members through the lowest-id member they can reach (any member
-/// may die, that one included), rebuild only the changed ring connections, take the newest
-/// committed state and redo the interrupted step. See docs/elastic.md.
+/// Threads: listener threads decode membership messages and feed them to the core; timers fire
+/// on a dispatch queue and feed the core; the core runs under `lock`, one event at a time, and
+/// its data-plane actions (build the ring, transfer the state, train, stop) are queued for the
+/// training thread, the only one that touches the ring and the state. See docs/elastic.md.
 public final class ElasticMember: @unchecked Sendable {
     /// The options in force.
     public let options: ElasticOptions
     let node: MemberNode
     let heartbeat: HeartbeatService
+    let channel: MessageChannel
     let interruption = Interruption()
     let logger: Logger
-    let lock = NSCondition()
+    let peersFile: String?
 
-    // Shared with the listener and heartbeat threads (under `lock`).
-    var sharedMembership: Membership
-    var lastDecision: Decision?
-    var recovering = false
+    // Guarded by `lock`: the protocol, the data-plane instructions it issued that the training
+    // thread has not taken yet, and the stop request.
+    let lock = NSCondition()
+    var core: MembershipCore
+    var instructions: [MembershipAction] = []
     var stopping = false
-    var pending: [(ControlRequest, ControlMessage)] = []
-    var suspected: Set<Int> = []
+    var closed = false
 
     // The training thread's own.
     /// This member's id (launch rank for initial members; assigned at admission for joiners).
     public internal(set) var id: Int
     var transport: TCPTransport?
     var ring: RingCommunicator
-    var pendingSyncSource: Int?
+    /// The membership the ring was built for, and the one waiting to be built.
+    var ringMembership: Membership?
+    var pendingRing: Membership?
     var checkpointWriter: AsyncCheckpointWriter?
     var changes: [MembershipChange] = []
+    var change: ChangeRecord?
 
     /// Called on the training thread after each change of members, once the state is restored
     /// (e.g. to rescale the learning rate, or to log `change.summary`).
@@ -57,14 +61,16 @@ public final class ElasticMember: @unchecked Sendable {
     /// the background writer, with when that began and ended (for timelines).
     public var onCheckpoint: ((_ step: Int, _ start: Date, _ end: Date) -> Void)?
 
-    init(options: ElasticOptions, node: MemberNode, heartbeat: HeartbeatService, membership: Membership, id: Int, logger: Logger) {
+    init(options: ElasticOptions, node: MemberNode, heartbeat: HeartbeatService, core: MembershipCore, id: Int, peersFile: String?, logger: Logger) {
         self.options = options
         self.node = node
         self.heartbeat = heartbeat
-        self.sharedMembership = membership
+        self.core = core
         self.id = id
+        self.peersFile = peersFile
         self.logger = logger
-        self.ring = RingCommunicator(transport: LoneTransport(), epoch: membership.epoch)
+        self.channel = MessageChannel(node: node, logger: logger, handshakeTimeout: options.handshakeTimeout)
+        self.ring = RingCommunicator(transport: LoneTransport(), epoch: 0)
     }
 
     deinit { shutdown() }
@@ -73,7 +79,7 @@ public final class ElasticMember: @unchecked Sendable {
     public var membership: Membership {
         lock.lock()
         defer { lock.unlock() }
-        return sharedMembership
+        return core.membership
     }
 
     /// This member's ring position now (read it on the training thread, like `id`).
@@ -90,6 +96,7 @@ public final class ElasticMember: @unchecked Sendable {
     public func requestStop() {
         lock.lock()
         stopping = true
+        lock.broadcast()
         lock.unlock()
     }
 
@@ -104,9 +111,12 @@ public final class ElasticMember: @unchecked Sendable {
     /// Call it on the training thread (after `run` returned, or from the step closure), never
     /// while another thread is inside `run`.
     public func shutdown() {
-        dismissPending("member \(id) is leaving the job")
+        lock.lock()
+        closed = true
+        lock.broadcast()
+        lock.unlock()
         heartbeat.stop()
-        node.close()
+        channel.close()
         transport?.close()
     }
 
@@ -117,8 +127,8 @@ public final class ElasticMember: @unchecked Sendable {
     /// Joins the job described by the environment: as an initial member (rank, world size and
     /// rendezvous from PHALANX_*/torchrun/OMPI/Slurm variables; rank 0 hosts the rendezvous
     /// unless `PHALANX_RENDEZVOUS_EXTERNAL=1`), or as a joiner when `PHALANX_JOIN` names member
-    /// addresses ("host:port,…"), or is "1" and `PHALANX_PEERS_FILE` lists them (members append
-    /// their address to that file when it is set).
+    /// addresses ("host:port,…"), or is "1" and `PHALANX_PEERS_FILE` lists them (the members
+    /// keep that file up to date). `PHALANX_WITNESS=host:port` names the launcher's witness.
     /// - Throws: `SocketError`, `HandshakeError`, `CollectiveError`, `ElasticError`.
     public static func start(
         options: ElasticOptions = ElasticOptions(), variables: [String: String] = LaunchEnvironment.processEnvironment(),
@@ -127,13 +137,14 @@ public final class ElasticMember: @unchecked Sendable {
         try options.validate()
         let credentials = try JobCredentials.fromEnvironment(variables, logger: logger)
         let peersFile = variables["PHALANX_PEERS_FILE"]
+        let witness = variables["PHALANX_WITNESS"].flatMap(parseAddress)
         if let join = variables["PHALANX_JOIN"] {
             // "host:port,…", or "1" to read the members' addresses from the peers file.
             let addresses = join == "1" ? peersFile.map(PeersFile.read) ?? [] : join.split(separator: ",").map(String.init)
             return try ElasticMember.join(
                 addresses: addresses,
                 host: variables["PHALANX_HOST"] ?? addresses.first.flatMap { $0.split(separator: ":").first }.flatMap { MemberNode.localAddress(toward: String($0)) } ?? "127.0.0.1",
-                credentials: credentials, options: options, logger: logger)
+                credentials: credentials, options: options, witness: witness, peersFile: peersFile, logger: logger)
         }
         let environment = try LaunchEnvironment.detect(from: variables)
         // The address others reach this member at: PHALANX_HOST, else the local end of the
@@ -145,8 +156,9 @@ public final class ElasticMember: @unchecked Sendable {
         node.memberID = environment.rank
         let server = try RendezvousServer.hostedByThisRank(
             environment, variables: variables, credentials: credentials, timeout: options.startTimeout, logger: logger)
-        let initial = Membership(epoch: 1, members: [node.address(id: environment.rank)], nextID: environment.worldSize)
-        let member = ElasticMember(options: options, node: node, heartbeat: heartbeat, membership: initial, id: environment.rank, logger: logger)
+        let core = MembershipCore(config: options.membershipConfig(address: node.address(id: environment.rank), witness: witness))
+        let member = ElasticMember(options: options, node: node, heartbeat: heartbeat, core: core, id: environment.rank, peersFile: peersFile, logger: logger)
+        member.channel.id = environment.rank
         member.listen()
         var members = [node.address(id: 0)]
         if environment.worldSize > 1 {
@@ -155,56 +167,81 @@ public final class ElasticMember: @unchecked Sendable {
                 server: PeerTable.Endpoint(host: environment.masterAddress, port: environment.masterPort), timeout: options.startTimeout)
         }
         if let server, case let .failure(error) = server.wait() { throw error }
-        if let peersFile { PeersFile.append(node.address(id: environment.rank), to: peersFile) }
         let membership = Membership(epoch: 1, members: members, nextID: environment.worldSize)
+        if environment.rank == 0, let peersFile { PeersFile.write(members, to: peersFile) }
         member.lock.lock()
-        member.sharedMembership = membership
+        let actions = member.core.start(membership: membership, id: environment.rank)
+        let outside = member.route(actions)
         member.lock.unlock()
-        try member.connect(membership, previous: nil, previousMembers: [])
-        member.pendingSyncSource = 0
+        member.perform(outside)
+        // The first ring is built here, so that a member that cannot reach its neighbours fails
+        // at start, as a static job would.
+        try member.takeInstallRing()
+        try member.buildPendingRing()
         return member
+    }
+
+    /// Asks the members at `addresses` ("host:port") to admit this process and returns once it
+    /// is admitted (its state arrives in `run`).
+    /// - Throws: `ElasticError.joinRefused` (the job is full, stopped or finished) or
+    ///   `.noMemberReachable` when no member admitted it within the start timeout.
+    public static func join(
+        addresses: [String], host: String, credentials: JobCredentials, options: ElasticOptions = ElasticOptions(),
+        witness: MemberAddress? = nil, peersFile: String? = nil, logger: Logger = Logger(label: "phalanx.elastic")
+    ) throws -> ElasticMember {
+        try options.validate()
+        let node = try MemberNode(host: host, credentials: credentials, logger: logger)
+        let heartbeat = try HeartbeatService(host: host, port: node.port, credentials: credentials,
+                                             interval: options.heartbeatInterval, timeout: options.heartbeatTimeout, logger: logger)
+        let core = MembershipCore(config: options.membershipConfig(address: node.address(id: MemberNode.newcomerID), witness: witness))
+        let member = ElasticMember(options: options, node: node, heartbeat: heartbeat, core: core, id: MemberNode.newcomerID, peersFile: peersFile, logger: logger)
+        member.listen()
+        let directory = addresses.compactMap(parseAddress)
+        member.lock.lock()
+        let outside = member.route(member.core.join(directory: directory))
+        member.lock.unlock()
+        member.perform(outside)
+        try member.awaitAdmission(directory: directory)
+        return member
+    }
+
+    static func parseAddress(_ text: String) -> MemberAddress? {
+        let parts = text.trimmingCharacters(in: .whitespaces).split(separator: ":")
+        guard parts.count == 2, let port = UInt16(parts[1]) else { return nil }
+        return MemberAddress(id: MemberNode.newcomerID, host: String(parts[0]), port: port)
+    }
+
+    /// Waits (bounded by the start timeout) until the core is admitted or gives up; fails
+    /// early when every address refused this process (a wrong secret, nobody listening).
+    func awaitAdmission(directory: [MemberAddress]) throws {
+        let started = Date()
+        let deadline = started.addingTimeInterval(Double(options.startTimeout / .milliseconds(1)) / 1000)
+        lock.lock()
+        defer { lock.unlock() }
+        while core.phase == .joining, !closed {
+            _ = lock.wait(until: Date().addingTimeInterval(0.1))
+            let tried = directory.map { "\($0.host):\($0.port)" }
+            if Date() >= deadline {
+                throw ElasticError.noMemberReachable(tried: tried, lastError: "no member admitted this process within \(options.startTimeout)")
+            }
+            if let failures = channel.undeliverable(directory) {
+                throw ElasticError.noMemberReachable(tried: failures, lastError: failures.last ?? "")
+            }
+        }
+        if case let .stopped(reason) = core.phase { throw ElasticError.joinRefused(reason: reason) }
+        if let assigned = core.id {
+            id = assigned
+            node.memberID = assigned
+            channel.id = assigned
+            logger.info("member \(assigned) admitted at epoch \(core.membership.epoch) with \(core.membership.members.count) members")
+        }
     }
 
     /// Starts the listener and heartbeat threads.
     func listen() {
-        node.start { [weak self] request in self?.handle(request) }
-        heartbeat.onSuspect = { [weak self] peer, silence in self?.suspect(peer, "no heartbeat for \(silence)") }
-        heartbeat.onAlert = { [weak self] sender in self?.interruption.trigger("member \(sender) reported a failure") }
+        channel.start { [weak self] message, sender in self?.feed(.received(message, from: sender)) }
+        heartbeat.onSuspect = { [weak self] peer, silence in self?.feed(.suspected(id: peer, reason: "no heartbeat for \(silence)")) }
         heartbeat.start()
-    }
-
-    /// Builds the ring of `membership` and points heartbeats at the new neighbours.
-    @discardableResult
-    func connect(_ membership: Membership, previous: TCPTransport?, previousMembers: [MemberAddress]) throws -> MemberNode.RingRebuild {
-        let (transport, rebuild) = try node.buildRing(
-            members: membership.members, id: id, epoch: membership.epoch, previous: previous, previousMembers: previousMembers,
-            timeout: options.rebuildTimeout, interruption: interruption,
-            abortHandler: { [weak self] error in self?.alertAll(error) })
-        self.transport = transport
-        ring = RingCommunicator(transport: transport, epoch: membership.epoch)
-        watchNeighbours(in: membership)
-        return rebuild
-    }
-
-    /// Points heartbeats at this member's ring neighbours in `membership` (none when alone);
-    /// their silence counts from now.
-    func watchNeighbours(in membership: Membership) {
-        heartbeat.watch(id: id, epoch: membership.epoch, peers: membership.neighbours(of: id))
-    }
-
-    /// A collective failed here: tell every member of the epoch at once (UDP alert).
-    func alertAll(_ error: CollectiveError) {
-        let current = membership
-        heartbeat.alert(id: id, epoch: current.epoch, to: current.members.filter { $0.id != id })
-    }
-
-    /// A neighbour fell silent: suspect it and stop the running step.
-    func suspect(_ peer: Int, _ reason: String) {
-        lock.lock()
-        suspected.insert(peer)
-        let position = sharedMembership.position(of: peer)
-        lock.unlock()
-        interruption.trigger("member \(peer): \(reason)", peer: position)
     }
 }
 
@@ -219,18 +256,19 @@ final class LoneTransport: Transport {
     func abort(_ error: CollectiveError) {}
 }
 
-/// The optional file where members write their addresses for joiners ("host:port" lines).
+/// The file where the job's live members are listed for joiners ("host:port" lines; the
+/// coordinator of each change rewrites it).
 enum PeersFile {
-    static func append(_ address: MemberAddress, to path: String) {
-        let line = "\(address.host):\(address.port)\n"
-        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return }
-        _ = line.withCString { write(fd, $0, strlen($0)) }
-        close(fd)
+    /// Replaces the file's contents with `members` (atomically: written aside, then renamed).
+    static func write(_ members: [MemberAddress], to path: String) {
+        let text = members.map { "\($0.host):\($0.port)\n" }.joined()
+        let temporary = "\(path).\(getpid()).tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else { return }
+        if rename(temporary, path) != 0 { unlink(temporary) }
     }
 
     static func read(_ path: String) -> [String] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").map(String.init).reversed()
+        return text.split(separator: "\n").map(String.init)
     }
 }

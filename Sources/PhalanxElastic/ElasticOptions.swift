@@ -1,3 +1,6 @@
+import Foundation
+import PhalanxTCP
+
 /// How an elastic job detects failures, agrees on members and checkpoints.
 public struct ElasticOptions: Sendable {
     /// Time between heartbeats to ring neighbours.
@@ -53,5 +56,18 @@ public struct ElasticOptions: Sendable {
             throw fail("\(name) must be positive, got \(value)")
         }
         guard checkpointEvery >= 1, checkpointsKept >= 1 else { throw fail("checkpointEvery and checkpointsKept must be at least 1") }
+    }
+}
+
+extension ElasticOptions {
+    /// The membership protocol's rules and timings for a process listening at `address`.
+    func membershipConfig(address: MemberAddress, witness: MemberAddress?) -> MembershipConfig {
+        var config = MembershipConfig(address: address, witness: witness, lastStep: Int.max, seed: UInt64(address.port) &* 0x9E37_79B9 &+ UInt64(getpid()))
+        config.minimumMembers = minimumMembers
+        config.maximumMembers = maximumMembers
+        config.agreementTimeout = agreementTimeout
+        config.coordinatorTimeout = agreementTimeout + agreementTimeout / 2
+        config.joinRetry = .milliseconds(200)
+        return config
     }
 }

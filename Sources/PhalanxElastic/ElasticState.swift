@@ -119,40 +119,53 @@ public final class ElasticState {
         dirty = false
     }
 
-    /// Sends the committed state of rank `root` to every rank (buffers bit for bit, then step and
-    /// counters), and commits it everywhere. Any communicator serves: the elastic ring after a
-    /// change, or a static TCP or MPI job at its start.
+    /// Sends the committed state of rank `root` to every rank (step and counters first, then
+    /// the buffers bit for bit), and commits it everywhere. Any communicator serves: the
+    /// elastic ring after a change, or a static TCP or MPI job at its start.
+    ///
+    /// A failure leaves each receiver with a usable state where it can: under `.snapshot` the
+    /// commit is restored; under `.inPlace` a receiver that already held the source's step
+    /// keeps it (the bytes written into it were the same bytes; step 0 excepted), and only a receiver that was
+    /// behind (or a joiner) is marked `damaged`, once buffer bytes may have reached it.
     /// - Throws: `CollectiveError` from the broadcasts (a failure during the transfer).
     public func sync(over communicator: any Communicator, from root: Int, options: CollectiveOptions = .default) throws {
         restore()
-        // From here the live buffers are being overwritten: a failure must roll them back
-        // (snapshot) or mark this member's state as unusable (in place).
-        markDirty()
-        var words = [Float](repeating: 0, count: 2 * (counters.count + 1))
         let values = [step] + counters.map { $0.get() }
+        var words = [Float](repeating: 0, count: 2 * values.count)
+        // Integers travel as bit patterns in Float slots: a broadcast copies bits, never adds.
+        for (i, value) in values.enumerated() {
+            let bits = UInt64(bitPattern: Int64(value))
+            words[2 * i] = Float(bitPattern: UInt32(truncatingIfNeeded: bits >> 32))
+            words[2 * i + 1] = Float(bitPattern: UInt32(truncatingIfNeeded: bits))
+        }
+        try words.withUnsafeMutableBufferPointer { try communicator.broadcast($0, from: root, options: options) }
+        let received = (0..<values.count).map { i in
+            Int(Int64(bitPattern: UInt64(words[2 * i].bitPattern) << 32 | UInt64(words[2 * i + 1].bitPattern)))
+        }
+        // (Step 0 excepted: fresh processes may have been initialised differently.)
+        let sameState = communicator.rank == root || (received[0] == step && step > 0 && !damaged)
+        // From here the live buffers are being overwritten.
+        markDirty()
         do {
             for entry in entries where entry.buffer.count > 0 {
                 try communicator.broadcast(entry.buffer.buffer, from: root, options: options)
             }
-            // Integers travel as bit patterns in Float slots: a broadcast copies bits, never adds.
-            for (i, value) in values.enumerated() {
-                let bits = UInt64(bitPattern: Int64(value))
-                words[2 * i] = Float(bitPattern: UInt32(truncatingIfNeeded: bits >> 32))
-                words[2 * i + 1] = Float(bitPattern: UInt32(truncatingIfNeeded: bits))
-            }
-            try words.withUnsafeMutableBufferPointer { try communicator.broadcast($0, from: root, options: options) }
         } catch {
-            if policy == .inPlace, communicator.rank != root { damaged = true }
+            if policy == .inPlace {
+                if !sameState { damaged = true }
+            } else {
+                restore()
+            }
             throw error
-        }
-        let received = (0..<values.count).map { i in
-            Int(Int64(bitPattern: UInt64(words[2 * i].bitPattern) << 32 | UInt64(words[2 * i + 1].bitPattern)))
         }
         step = received[0]
         for (counter, value) in zip(counters, received.dropFirst()) { counter.set(value) }
         commit()
         damaged = false
     }
+
+    /// What this state holds, as the membership protocol sees it.
+    public var holding: Holding { Holding(step: step, intact: !damaged) }
 
     /// The committed state as a checkpoint snapshot (a copy: the caller may write it later).
     public func checkpointSnapshot(epoch: Int, dataCursor: Int, worldSize: Int) throws -> CheckpointSnapshot {

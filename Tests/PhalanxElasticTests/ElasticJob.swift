@@ -1,15 +1,18 @@
 import Foundation
 import PhalanxCheckpoint
+import PhalanxElastic
 import PhalanxTCP
 import PhalanxTesting
 
-/// An elastic DigitsMLP job on loopback: the test hosts the rendezvous (port 0), the members
+/// An elastic DigitsMLP job on loopback: the test hosts the rendezvous (port 0) and the
+/// membership witness (as phalanx-run does), the members
 /// print JSON lines, write their final weights into a temporary directory and list their
 /// addresses in a peers file for joiners.
 final class ElasticJob {
     static let baseArguments = ["--elastic", "--json", "--hidden", "32", "--batch-size", "64", "--lr", "0.003"]
 
     let server: RendezvousServer
+    let witness: WitnessServer
     let workers: WorkerProcesses
     let secret: String
     let directory: String
@@ -20,6 +23,9 @@ final class ElasticJob {
         let credentials = JobCredentials(jobID: "elastic-test", secret: Array(secret.utf8))
         server = try RendezvousServer(host: "127.0.0.1", port: 0, worldSize: worldSize, credentials: credentials, timeout: .seconds(60))
         server.start()
+        witness = try WitnessServer(host: "127.0.0.1", credentials: credentials)
+        witness.start()
+        let witnessAddress = witness.environmentValue
         let directory = directory ?? ElasticJob.temporaryDirectory()
         self.directory = directory
         self.secret = secret
@@ -27,12 +33,13 @@ final class ElasticJob {
         let port = server.port
         let arguments = ElasticJob.baseArguments + ["--steps", "\(steps)", "--save", "\(directory)/weights-{member}.safetensors"] + extra
         workers = try WorkerProcesses(executable: "DigitsMLP", arguments: arguments, count: worldSize) { rank in
-            ElasticJob.environment(rank: rank, worldSize: worldSize, port: port, secret: secret, directory: directory)
+            ElasticJob.environment(rank: rank, worldSize: worldSize, port: port, secret: secret, directory: directory, witness: witnessAddress)
         }
     }
 
-    static func environment(rank: Int, worldSize: Int, port: UInt16, secret: String, directory: String) -> [String: String] {
+    static func environment(rank: Int, worldSize: Int, port: UInt16, secret: String, directory: String, witness: String) -> [String: String] {
         [
+            "PHALANX_WITNESS": witness,
             "PHALANX_RANK": "\(rank)", "PHALANX_WORLD_SIZE": "\(worldSize)", "PHALANX_MASTER_ADDR": "127.0.0.1",
             "PHALANX_MASTER_PORT": "\(port)", "PHALANX_RENDEZVOUS_EXTERNAL": "1", "PHALANX_JOB_ID": "elastic-test",
             "PHALANX_JOB_SECRET": secret, "PHALANX_PEERS_FILE": "\(directory)/peers", "OPENBLAS_NUM_THREADS": "1",
@@ -50,8 +57,9 @@ final class ElasticJob {
         let arguments = ElasticJob.baseArguments + ["--steps", "\(steps)", "--save", "\(directory)/weights-{member}.safetensors"] + extra
         let port = server.port, worldSize = self.worldSize, directory = self.directory
         let key = secret ?? self.secret
+        let witnessAddress = witness.environmentValue
         return try WorkerProcesses(executable: "DigitsMLP", arguments: arguments, count: 1) { _ in
-            var variables = ElasticJob.environment(rank: 0, worldSize: worldSize, port: port, secret: key, directory: directory)
+            var variables = ElasticJob.environment(rank: 0, worldSize: worldSize, port: port, secret: key, directory: directory, witness: witnessAddress)
             variables["PHALANX_JOIN"] = "1"
             return variables
         }

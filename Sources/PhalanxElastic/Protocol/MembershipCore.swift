@@ -38,7 +38,7 @@ public struct MembershipCore: Sendable {
     static let keptDecisions = 32
 
     /// The rules and timings.
-    public let config: MembershipConfig
+    public private(set) var config: MembershipConfig
     /// This member's id (nil while it is not admitted).
     public internal(set) var id: Int?
     /// The membership of the current epoch (the last one this process was part of while joining).
@@ -100,6 +100,11 @@ public struct MembershipCore: Sendable {
         var out: [MembershipAction] = []
         beginJoining(directory: directory, &out)
         return out
+    }
+
+    /// Sets the job's last step (known once training starts): a member holding it is finished.
+    public mutating func setLastStep(_ step: Int) {
+        config.lastStep = step
     }
 
     /// Feeds one event; returns what the driver must do, in order.

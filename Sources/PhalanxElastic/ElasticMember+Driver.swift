@@ -1,0 +1,147 @@
+import Foundation
+import PhalanxCollectives
+import PhalanxTCP
+
+extension ElasticMember {
+    /// Feeds one event to the core (any thread) and carries out its actions: sends, timers and
+    /// the directory at once; data-plane actions queued for the training thread.
+    func feed(_ event: MembershipEvent) {
+        lock.lock()
+        guard !closed else { lock.unlock(); return }
+        let actions = core.handle(event)
+        let outside = route(actions)
+        lock.unlock()
+        perform(outside)
+    }
+
+    /// Under `lock`: queues the data-plane actions (waking the training thread, interrupting
+    /// its collective for a stop) and returns the others, to be performed after unlocking.
+    func route(_ actions: [MembershipAction]) -> [MembershipAction] {
+        var outside: [MembershipAction] = []
+        for action in actions {
+            switch action {
+            case .send, .armTimer, .publishDirectory:
+                outside.append(action)
+            case let .stopTraining(reason):
+                instructions.append(action)
+                interruption.trigger(reason)
+            case .installRing:
+                if let assigned = core.id {
+                    node.memberID = assigned
+                    channel.id = assigned
+                }
+                instructions.append(action)
+            case let .evicted(reason):
+                logger.warning("member \(core.id ?? id) was evicted (\(reason)); asking to join again")
+                instructions.append(action)
+                interruption.trigger(reason)
+            case .synchronize, .restore, .train, .finished, .stop:
+                instructions.append(action)
+            }
+        }
+        if !actions.isEmpty { lock.broadcast() }
+        return outside
+    }
+
+    /// Carries out sends, timers and directory updates (never under `lock`).
+    func perform(_ actions: [MembershipAction]) {
+        for action in actions {
+            switch action {
+            case let .send(message, address):
+                channel.send(message, to: address)
+            case let .armTimer(timer, delay):
+                let nanoseconds = max(0, delay / .nanoseconds(1))
+                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds))) { [weak self] in
+                    self?.feed(.timerFired(timer))
+                }
+            case let .publishDirectory(members):
+                if let peersFile { PeersFile.write(members, to: peersFile) }
+                lock.lock()
+                core.updateDirectory(members)
+                lock.unlock()
+            default:
+                break
+            }
+        }
+    }
+
+    /// The next instruction for the training thread; nil when a stop was requested or the
+    /// member was shut down. Waits in slices so that a stop request is seen promptly.
+    func nextInstruction() -> MembershipAction? {
+        lock.lock()
+        defer { lock.unlock() }
+        while instructions.isEmpty {
+            if stopping || closed { return nil }
+            _ = lock.wait(until: Date().addingTimeInterval(0.1))
+        }
+        return instructions.removeFirst()
+    }
+
+    /// Whether the core asked the data plane to stop (the instruction stays queued).
+    var stopPending: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return instructions.contains { if case .stopTraining = $0 { true } else { false } }
+    }
+
+    /// Takes a queued `.stopTraining`, if any, and answers it with what the state holds.
+    /// Returns whether there was one.
+    @discardableResult
+    func answerStop(_ state: ElasticState?) -> Bool {
+        lock.lock()
+        guard let index = instructions.firstIndex(where: { if case .stopTraining = $0 { true } else { false } }) else {
+            lock.unlock()
+            return false
+        }
+        instructions.remove(at: index)
+        lock.unlock()
+        interruption.reset()
+        feed(.trainingStopped(holding: state?.holding ?? Holding(step: 0)))
+        return true
+    }
+
+    /// Takes the first instruction, which must be the initial `.installRing` (at start).
+    func takeInstallRing() throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard case let .installRing(membership) = instructions.first else {
+            throw ElasticError.protocolViolation("the membership core did not build the first ring")
+        }
+        instructions.removeFirst()
+        pendingRing = membership
+    }
+
+    /// Builds the ring of the membership waiting to be built (reusing the connections to
+    /// neighbours that stay) and points the heartbeats at the new neighbours.
+    /// - Throws: `CollectiveError` naming the neighbour that could not be reached.
+    func buildPendingRing() throws {
+        guard let membership = pendingRing else { return }
+        let previousMembers = ringMembership?.members ?? []
+        let (transport, rebuild) = try node.buildRing(
+            members: membership.members, id: id, epoch: membership.epoch, previous: transport, previousMembers: previousMembers,
+            timeout: options.rebuildTimeout, interruption: interruption,
+            abortHandler: { [weak self] error in self?.transportFailed(error) })
+        self.transport = transport
+        ring = RingCommunicator(transport: transport, epoch: membership.epoch)
+        ringMembership = membership
+        pendingRing = nil
+        change?.rebuiltAt = Date()
+        change?.keptConnections = (rebuild.keptRight ? 1 : 0) + (rebuild.keptLeft ? 1 : 0)
+        heartbeat.watch(id: id, epoch: membership.epoch, peers: membership.neighbours(of: id))
+    }
+
+    /// A collective failed inside the transport (any thread): the training thread sees the
+    /// error itself; nothing to do here but keep neighbours from being suspected meanwhile.
+    func transportFailed(_ error: CollectiveError) {
+        logger.debug("member \(id): \(error)")
+    }
+
+    /// The member ids a collective error blames (a closed connection names its neighbour; a
+    /// timeout names nobody: the heartbeats find a hung member).
+    func suspects(of error: CollectiveError) -> [Int] {
+        guard error.code == .connectionLost, let peer = error.peer, let members = ringMembership?.members, members.indices.contains(peer) else {
+            return []
+        }
+        return [members[peer].id]
+    }
+}
