@@ -54,11 +54,8 @@ extension ElasticMember {
                 DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds))) { [weak self] in
                     self?.feed(.timerFired(timer))
                 }
-            case let .publishDirectory(members):
-                if let peersFile { PeersFile.write(members, to: peersFile) }
-                lock.lock()
-                core.updateDirectory(members)
-                lock.unlock()
+            case let .publishDirectory(membership):
+                if let peersFile { PeersFile.write(membership, to: peersFile) }
             default:
                 break
             }
@@ -67,12 +64,29 @@ extension ElasticMember {
 
     /// The next instruction for the training thread; nil when a stop was requested or the
     /// member was shut down. Waits in slices so that a stop request is seen promptly.
-    func nextInstruction() -> MembershipAction? {
+    /// - Throws: `ElasticError.noMemberReachable` when this process has been asking to be
+    ///   admitted again (after an eviction) for longer than the start timeout, or every member
+    ///   it asks is gone.
+    func nextInstruction() throws -> MembershipAction? {
         lock.lock()
         defer { lock.unlock() }
+        var joiningSince: Date?
         while instructions.isEmpty {
             if stopping || closed { return nil }
             _ = lock.wait(until: Date().addingTimeInterval(0.1))
+            guard core.phase == .joining else {
+                joiningSince = nil
+                continue
+            }
+            let since = joiningSince ?? Date()
+            joiningSince = since
+            let tried = core.directory.map { "\($0.host):\($0.port)" }
+            if Date().timeIntervalSince(since) > Double(options.startTimeout / .milliseconds(1)) / 1000 {
+                throw ElasticError.noMemberReachable(tried: tried, lastError: "not admitted again within \(options.startTimeout)")
+            }
+            if Date().timeIntervalSince(since) > 1, let failures = channel.undeliverable(core.directory) {
+                throw ElasticError.noMemberReachable(tried: failures, lastError: failures.last ?? "")
+            }
         }
         return instructions.removeFirst()
     }
@@ -96,7 +110,7 @@ extension ElasticMember {
         instructions.remove(at: index)
         lock.unlock()
         interruption.reset()
-        feed(.trainingStopped(holding: state?.holding ?? Holding(step: 0)))
+        feed(.trainingStopped(holding: state.map(reported) ?? Holding(step: 0, intact: false)))
         return true
     }
 

@@ -39,7 +39,7 @@ extension ElasticMember {
         defer { try? checkpointWriter?.close() }
         if initial { try synchronizeInitially(state) }
         while true {
-            guard let instruction = nextInstruction() else {
+            guard let instruction = try nextInstruction() else {
                 state.restore()
                 return loop.summary(changes: changes, stopped: true)
             }
@@ -60,7 +60,7 @@ extension ElasticMember {
                 if let stop = try train(state, until: lastStep, loop: &loop, body: body) { return stop }
             case .stopTraining:
                 interruption.reset()
-                feed(.trainingStopped(holding: state.holding))
+                feed(.trainingStopped(holding: reported(state)))
             case .finished:
                 announceChange(state)
                 return loop.summary(changes: changes, stopped: false)
@@ -98,13 +98,14 @@ extension ElasticMember {
                 throw CollectiveError(.invalidArgument, during: nil, rank: ring.rank, peer: nil, message: "the source \(source) is not in the ring")
             }
             try state.sync(over: ring, from: root, options: collectiveOptions)
+            holdsJobState = true
             if answerStop(state) { return }
-            feed(.transferFinished(holding: state.holding))
+            feed(.transferFinished(holding: reported(state)))
         } catch {
             let failure = error as? CollectiveError
             noteDetected(failure?.message ?? "\(error)", step: state.step, state: state)
             if answerStop(state) { return }
-            feed(.transferFailed(holding: state.holding, suspects: failure.map(suspects) ?? [], reason: failure?.message ?? "\(error)"))
+            feed(.transferFailed(holding: reported(state), suspects: failure.map(suspects) ?? [], reason: failure?.message ?? "\(error)"))
         }
     }
 
@@ -174,6 +175,12 @@ extension ElasticMember {
         ringMembership = nil
         heartbeat.watch(id: MemberNode.newcomerID, epoch: 0, peers: [])
         interruption.reset()
+    }
+
+    /// What this member tells the protocol it holds: a newcomer holds nothing of the job until
+    /// a transfer gave it the state (its freshly built model is no one's reference).
+    func reported(_ state: ElasticState) -> Holding {
+        holdsJobState ? state.holding : Holding(step: state.step, intact: false)
     }
 
     /// Collective failures that a change of members can cure; anything else (a size mismatch,

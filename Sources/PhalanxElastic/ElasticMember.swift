@@ -51,6 +51,8 @@ public final class ElasticMember: @unchecked Sendable {
     var checkpointWriter: AsyncCheckpointWriter?
     var changes: [MembershipChange] = []
     var change: ChangeRecord?
+    /// False for a newcomer until a transfer gave it the job's state.
+    var holdsJobState = true
 
     /// Called on the training thread after each change of members, once the state is restored
     /// (e.g. to rescale the learning rate, or to log `change.summary`).
@@ -168,7 +170,7 @@ public final class ElasticMember: @unchecked Sendable {
         }
         if let server, case let .failure(error) = server.wait() { throw error }
         let membership = Membership(epoch: 1, members: members, nextID: environment.worldSize)
-        if environment.rank == 0, let peersFile { PeersFile.write(members, to: peersFile) }
+        if environment.rank == 0, let peersFile { PeersFile.write(membership, to: peersFile) }
         member.lock.lock()
         let actions = member.core.start(membership: membership, id: environment.rank)
         let outside = member.route(actions)
@@ -195,6 +197,7 @@ public final class ElasticMember: @unchecked Sendable {
                                              interval: options.heartbeatInterval, timeout: options.heartbeatTimeout, logger: logger)
         let core = MembershipCore(config: options.membershipConfig(address: node.address(id: MemberNode.newcomerID), witness: witness))
         let member = ElasticMember(options: options, node: node, heartbeat: heartbeat, core: core, id: MemberNode.newcomerID, peersFile: peersFile, logger: logger)
+        member.holdsJobState = false
         member.listen()
         let directory = addresses.compactMap(parseAddress)
         member.lock.lock()
@@ -256,19 +259,30 @@ final class LoneTransport: Transport {
     func abort(_ error: CollectiveError) {}
 }
 
-/// The file where the job's live members are listed for joiners ("host:port" lines; the
-/// coordinator of each change rewrites it).
+/// The file where the job's live members are listed for joiners: "# epoch N", then
+/// "host:port" lines (the coordinator of each change rewrites it; an older epoch never
+/// replaces a newer one).
 enum PeersFile {
-    /// Replaces the file's contents with `members` (atomically: written aside, then renamed).
-    static func write(_ members: [MemberAddress], to path: String) {
-        let text = members.map { "\($0.host):\($0.port)\n" }.joined()
+    /// Replaces the file's contents with `membership` unless the file holds a newer epoch
+    /// (atomically: written aside, then renamed; two writers race only for equal epochs).
+    static func write(_ membership: Membership, to path: String) {
+        if let existing = epoch(path), existing > membership.epoch { return }
+        let text = "# epoch \(membership.epoch)\n" + membership.members.map { "\($0.host):\($0.port)\n" }.joined()
         let temporary = "\(path).\(getpid()).tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else { return }
         if rename(temporary, path) != 0 { unlink(temporary) }
     }
 
+    /// The "host:port" lines.
     static func read(_ path: String) -> [String] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").map(String.init)
+        return text.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("#") }
+    }
+
+    /// The epoch the file describes, if it says.
+    static func epoch(_ path: String) -> UInt64? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), let first = text.split(separator: "\n").first,
+              first.hasPrefix("# epoch ") else { return nil }
+        return UInt64(first.dropFirst("# epoch ".count))
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Phalanx
+import PhalanxElastic
 import PhalanxTelemetry
 
 /// `phalanx-run`: starts N local workers of an elastic job (like torchrun), streams their output
@@ -50,6 +51,10 @@ struct PhalanxRun: ParsableCommand {
             host: masterAddr, port: masterPort, worldSize: nproc, credentials: JobCredentials(jobID: jobID, secret: Array(secret.utf8)),
             timeout: .seconds(300))
         server.start()
+        // The membership witness: breaks ties of even memberships (half of the workers lost,
+        // or a 2 | 2 partition), so that exactly one side goes on.
+        let witness = try WitnessServer(host: masterAddr, credentials: JobCredentials(jobID: jobID, secret: Array(secret.utf8)))
+        witness.start()
         let scratch = NSTemporaryDirectory() + "phalanx-run-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
@@ -57,7 +62,7 @@ struct PhalanxRun: ParsableCommand {
         var environment: [String: String] = [
             "PHALANX_WORLD_SIZE": "\(nproc)", "PHALANX_MASTER_ADDR": masterAddr, "PHALANX_MASTER_PORT": "\(server.port)",
             "PHALANX_RENDEZVOUS_EXTERNAL": "1", "PHALANX_JOB_ID": jobID, "PHALANX_JOB_SECRET": secret,
-            "PHALANX_PEERS_FILE": "\(scratch)/peers", "PHALANX_ELASTIC": "1",
+            "PHALANX_PEERS_FILE": "\(scratch)/peers", "PHALANX_ELASTIC": "1", "PHALANX_WITNESS": witness.environmentValue,
         ]
         if let minNproc { environment["PHALANX_MIN_MEMBERS"] = "\(minNproc)" }
         if let outDir { environment["PHALANX_OUT_DIR"] = outDir }
@@ -65,7 +70,7 @@ struct PhalanxRun: ParsableCommand {
         let supervisor = Supervisor(arguments: arguments, environment: environment)
         Signals.forward(to: supervisor)
         for rank in 0..<nproc { try supervisor.spawn(label: "\(rank)", extra: ["PHALANX_RANK": "\(rank)"]) }
-        let outcome = withExtendedLifetime(server) { supervisor.supervise(maxRestarts: maxRestarts) }
+        let outcome = withExtendedLifetime((server, witness)) { supervisor.supervise(maxRestarts: maxRestarts) }
         if let outDir {
             mergeTimelines(in: outDir)
             let files = ((try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []).sorted()

@@ -136,7 +136,7 @@ struct MembershipCoreTests {
         let decision = harness.core(100).decisions.last
         #expect(decision?.joined == [3])
         #expect(decision?.redoStep == 10)
-        #expect(harness.actions[100]?.contains(.publishDirectory(harness.core(100).membership.members)) == true)
+        #expect(harness.actions[100]?.contains(.publishDirectory(harness.core(100).membership)) == true)
     }
 
     @Test("a member evicted while frozen learns it when it wakes and rejoins as a new member")

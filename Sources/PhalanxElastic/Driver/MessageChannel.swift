@@ -86,11 +86,17 @@ final class MessageChannel: @unchecked Sendable {
     private func record(_ key: String, failure: String?) {
         lock.lock()
         defer { lock.unlock() }
-        if let failure { failures[key] = failure } else { delivered.insert(key) }
+        if let failure {
+            failures[key] = failure
+            delivered.remove(key)
+        } else {
+            failures[key] = nil
+            delivered.insert(key)
+        }
     }
 
-    /// The reasons messages to each of `addresses` failed, when every one of them failed and
-    /// none was ever delivered (nil otherwise): nobody there will ever answer this process.
+    /// The reasons the last message to each of `addresses` failed, when the last message to
+    /// every one of them failed (nil otherwise): nobody there answers this process now.
     func undeliverable(_ addresses: [MemberAddress]) -> [String]? {
         lock.lock()
         defer { lock.unlock() }

@@ -5,14 +5,18 @@ extension MembershipCore {
 
     /// Leaves the current epoch (a failure, an alert, a coordinator's prepare, a join): stops
     /// the data plane first, so that what this member reports is what its state holds.
-    mutating func leave(suspecting peers: [Int], reason: String, alert: Bool, fromDataPlane: Bool, _ out: inout [MembershipAction]) {
+    /// `coordinated`: a coordinator's message made it leave (it answers that one instead of
+    /// competing with it).
+    mutating func leave(
+        suspecting peers: [Int], reason: String, alert: Bool, fromDataPlane: Bool, coordinated: Bool = false, _ out: inout [MembershipAction]
+    ) {
         suspects.formUnion(peers.filter { $0 != id })
         switch phase {
         case .training, .synchronizing:
             phase = .changing
             alertWhenStopped = alertWhenStopped || alert
             if fromDataPlane {
-                afterLeaving(&out)
+                afterLeaving(coordinated: coordinated, &out)
             } else {
                 awaitingDataPlane = true
                 out.append(.stopTraining(reason: reason))
@@ -20,7 +24,7 @@ extension MembershipCore {
         case .finished:
             phase = .changing
             alertWhenStopped = alertWhenStopped || alert
-            afterLeaving(&out)
+            afterLeaving(coordinated: coordinated, &out)
         case .changing, .joining, .stopped:
             break
         }
@@ -28,7 +32,7 @@ extension MembershipCore {
 
     /// Once the data plane is idle: tell the others (an alert stops their step at once) and
     /// find out who coordinates.
-    mutating func afterLeaving(_ out: inout [MembershipAction]) {
+    mutating func afterLeaving(coordinated: Bool = false, _ out: inout [MembershipAction]) {
         if alertWhenStopped, let id {
             let message = MembershipMessage.alert(epoch: membership.epoch, sender: id, suspects: suspects.sorted())
             for member in others { out.append(.send(message, to: member)) }
@@ -36,9 +40,9 @@ extension MembershipCore {
         alertWhenStopped = false
         // A coordinator's message held back while the data plane stopped is answered next:
         // competing with it would only delay the agreement.
-        let coordinatorWaiting = deferred.contains {
+        let coordinatorWaiting = coordinated || deferred.contains {
             switch $0.message {
-            case .prepare, .accept: true
+            case .prepare, .accept, .decided: true
             default: false
             }
         }
@@ -184,7 +188,7 @@ extension MembershipCore {
             if !recipients.contains(where: { Self.sameProcess($0, member) }) { recipients.append(member) }
         }
         for member in recipients { out.append(.send(.decided([decision]), to: member)) }
-        if decision.stop == nil { out.append(.publishDirectory(decision.membership.members)) }
+        if decision.stop == nil { out.append(.publishDirectory(decision.membership)) }
         install(decision, &out)
     }
 
@@ -200,13 +204,19 @@ extension MembershipCore {
             return
         }
         if phase != .changing {
-            leave(suspecting: [], reason: "member \(ballot.coordinator) started an agreement", alert: false, fromDataPlane: false, &out)
+            leave(suspecting: [], reason: "member \(ballot.coordinator) started an agreement", alert: false, fromDataPlane: false, coordinated: true, &out)
             if awaitingDataPlane {
                 deferred.append(Deferred(message: message, sender: sender))
                 return
             }
         }
         guard let id else { return }
+        // Never promise below a ballot promised meanwhile (defensive: leaving starts no round
+        // when a coordinator's message caused it).
+        guard ballot >= promised else {
+            out.append(.send(.reject(epoch: epoch, ballot: ballot, promised: promised), to: sender))
+            return
+        }
         promised = ballot
         if let current = round, current.ballot < ballot {
             round = nil

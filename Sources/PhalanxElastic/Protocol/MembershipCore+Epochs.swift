@@ -7,7 +7,12 @@ extension MembershipCore {
     /// gets the sender up to date, a newer one means this member fell behind.
     mutating func receive(_ message: MembershipMessage, from sender: MemberAddress, _ out: inout [MembershipAction]) {
         if case .stopped = phase {
-            if case .join = message { out.append(.send(.refuse(reason: "the job has stopped", retry: false), to: sender)) }
+            // Still tell members that missed it how the job ended.
+            switch message {
+            case .join: out.append(.send(.refuse(reason: "the job has stopped", retry: false), to: sender))
+            case let .behind(epoch): catchUp(sender, after: epoch, &out)
+            default: if let epoch = message.epoch, epoch < membership.epoch { catchUp(sender, after: epoch, &out) }
+            }
             return
         }
         if phase == .joining {
@@ -128,7 +133,10 @@ extension MembershipCore {
         }
         id = me.id
         membership = decision.membership
+        directory = membership.members.filter { !Self.sameProcess($0, config.address) }
         pendingJoins.removeAll { address in membership.members.contains { Self.sameProcess($0, address) } }
+        // Newcomers that cannot be admitted into this membership ask again later.
+        pendingJoins = Array(pendingJoins.prefix(max(0, admissibleMembers - membership.members.count)))
         out.append(.installRing(membership))
         if decision.syncRequired {
             phase = .synchronizing

@@ -47,6 +47,10 @@ extension MembershipCore {
             return
         }
         switch message {
+        case .join:
+            // Another newcomer took this process for a member (it may be one without knowing:
+            // admitted by a decision it missed). "What do you know?" gets that decision here.
+            out.append(.send(.behind(epoch: membership.epoch), to: sender))
         case let .redirect(list):
             let fresh = list.filter { !Self.sameProcess($0, config.address) }
             guard let first = fresh.first else { return }
@@ -94,8 +98,11 @@ extension MembershipCore {
             return
         }
         if !pendingJoins.contains(where: { Self.sameProcess($0, address) }) {
-            guard membership.members.count + pendingJoins.count < config.maximumMembers else {
-                out.append(.send(.refuse(reason: "the job already has the maximum of \(config.maximumMembers) members", retry: true), to: address))
+            guard membership.members.count + pendingJoins.count < admissibleMembers else {
+                let reason = membership.members.count >= config.maximumMembers
+                    ? "the job already has the maximum of \(config.maximumMembers) members"
+                    : "the job cannot admit a newcomer now: its \(membership.members.count) member(s) would no longer be a quorum without a witness"
+                out.append(.send(.refuse(reason: reason, retry: true), to: address))
                 return
             }
             pendingJoins.append(address)
@@ -108,6 +115,14 @@ extension MembershipCore {
         } else if phase != .changing {
             out.append(.send(.redirect(to: membership.members), to: address))
         }
+    }
+
+    /// How many members the next membership may have if everyone stays: newcomers must leave
+    /// the members who stayed a quorum of it (alone, or with the witness).
+    var admissibleMembers: Int {
+        let count = membership.members.count
+        let witness = config.quorum == .majorityOrWitness && config.witness != nil
+        return min(config.maximumMembers, witness ? 2 * count : 2 * count - 1)
     }
 
     // MARK: Training

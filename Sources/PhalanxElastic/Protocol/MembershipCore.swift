@@ -61,8 +61,10 @@ public struct MembershipCore: Sendable {
     var failedRounds = 0
     var suspects: Set<Int> = []
     var pendingJoins: [MemberAddress] = []
+    /// Where this process asks to be admitted while joining (and asks what it missed when its
+    /// own epoch went silent): the last membership it knew, or the published directory.
+    public internal(set) var directory: [MemberAddress] = []
     // Joining.
-    var directory: [MemberAddress] = []
     var joinAttempts = 0
     // Waiting for the data plane to stop before answering anyone.
     var awaitingDataPlane = false
@@ -95,9 +97,11 @@ public struct MembershipCore: Sendable {
         return out
     }
 
-    /// Starts as a newcomer that asks the members at `directory` to admit it.
+    /// Starts as a newcomer that asks the members at `directory` to admit it. It holds nothing
+    /// of the job's state until a transfer gives it.
     public mutating func join(directory: [MemberAddress]) -> [MembershipAction] {
         var out: [MembershipAction] = []
+        holding.intact = false
         beginJoining(directory: directory, &out)
         return out
     }

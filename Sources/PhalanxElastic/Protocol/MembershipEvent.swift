@@ -70,9 +70,9 @@ public enum MembershipAction: Hashable, Sendable {
     case train(from: Int)
     /// The job finished: this member holds the final step.
     case finished(step: Int)
-    /// Tell joiners where the job is: the live membership's addresses (the peers file, the
-    /// launcher's rendezvous).
-    case publishDirectory([MemberAddress])
+    /// Tell joiners where the job is: the live membership (the peers file, the launcher's
+    /// rendezvous). A directory of an older epoch than the one published must not replace it.
+    case publishDirectory(Membership)
     /// This member was left out of a new membership; it asks to be admitted again.
     case evicted(reason: String)
     /// The job stops here (below the minimum, or no intact state is left).

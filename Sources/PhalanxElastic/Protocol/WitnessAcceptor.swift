@@ -7,18 +7,27 @@ import PhalanxTCP
 /// With `n` members (n even) and the witness there are `n + 1` voters, so any two quorums
 /// share a voter: half of the members can go on only with the witness's vote, and the other
 /// half can then never get a different proposal chosen.
+///
+/// Its votes live in memory: a witness that restarts forgets them, and could then vote
+/// against a proposal it had accepted. A launcher that restarts must start its witness under a
+/// new address (members of an even membership then wait for a majority); an external store
+/// would keep the votes durably.
 public struct WitnessAcceptor: Sendable {
     /// How many epochs of votes are kept (older epochs are long decided).
     static let keptEpochs: UInt64 = 64
 
     var promised: [UInt64: Ballot] = [:]
     var accepted: [UInt64: AcceptedProposal] = [:]
+    /// Epochs below this were forgotten: the witness no longer votes on them (a fresh vote
+    /// could contradict the one it forgot).
+    var floor: UInt64 = 0
 
     /// A witness that has voted on nothing.
     public init() {}
 
     /// Answers a prepare or an accept (other messages get no answer).
     public mutating func handle(_ message: MembershipMessage, from sender: MemberAddress) -> [MembershipAction] {
+        if let epoch = message.epoch, epoch < floor { return [] }
         switch message {
         case let .prepare(epoch, ballot):
             let highest = promised[epoch] ?? .none
@@ -44,8 +53,8 @@ public struct WitnessAcceptor: Sendable {
     public func acceptedProposal(epoch: UInt64) -> AcceptedProposal? { accepted[epoch] }
 
     private mutating func prune(below epoch: UInt64) {
-        guard epoch > Self.keptEpochs else { return }
-        let floor = epoch - Self.keptEpochs
+        guard epoch > Self.keptEpochs, epoch - Self.keptEpochs > floor else { return }
+        floor = epoch - Self.keptEpochs
         promised = promised.filter { $0.key >= floor }
         accepted = accepted.filter { $0.key >= floor }
     }

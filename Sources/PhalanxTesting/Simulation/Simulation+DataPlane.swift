@@ -61,11 +61,17 @@ extension Simulation {
 
     /// The participants a member blames when the collective fails: those dead, frozen, gone
     /// or cut off from it.
-    func culprits(for index: Int, in collective: Collective) -> [Int] {
+    ///
+    /// Like a real transport, it sometimes blames a healthy neighbour too (one in ten failures).
+    mutating func culprits(for index: Int, in collective: Collective) -> [Int] {
         let members = processes[index].core.membership.members
-        return collective.participants.filter { other in
+        var blamed = collective.participants.filter { other in
             other != index && (!healthy(other, in: collective) || isBlocked(from: other, to: index) || isBlocked(from: index, to: other))
-        }.compactMap { other in members.first { $0.port == processes[other].address.port }?.id }
+        }
+        if random.chance(0.1), let innocent = pick(collective.participants.filter { $0 != index && !blamed.contains($0) }) {
+            blamed.append(innocent)
+        }
+        return blamed.compactMap { other in members.first { $0.port == processes[other].address.port }?.id }
     }
 
     mutating func complete(_ key: CollectiveKey) {

@@ -137,7 +137,8 @@ extension Simulation {
         let address = MemberAddress(id: MemberNode.newcomerID, host: "sim", port: Self.basePort + UInt16(index))
         var process = SimulatedProcess(
             index: index, address: address, core: MembershipCore(config: config(for: address)),
-            state: SimulatedState(step: 0, digest: digest(step: 0)))
+            // A newcomer holds nothing of the job until a transfer gives it the state.
+            state: SimulatedState(step: 0, digest: 0xF4E5, damaged: true))
         let actions = process.core.join(directory: directory)
         processes.append(process)
         report.joiners += 1

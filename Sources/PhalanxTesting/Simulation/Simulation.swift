@@ -28,6 +28,7 @@ public struct Simulation {
     var collectives: [CollectiveKey: Collective] = [:]
     /// Where newcomers find the job (what the coordinators publish).
     var directory: [MemberAddress] = []
+    var directoryEpoch: UInt64 = 1
     var report: SimulationReport
     /// The membership decided for each epoch (the checker's view across all processes).
     var decided: [UInt64: MembershipDecision] = [:]
@@ -128,6 +129,7 @@ public struct Simulation {
             guard processes[index].alive else { return }
             if processes[index].frozen { processes[index].held.append(event); return }
             trace { "p\(index) timer \(timer.kind) #\(timer.generation)" }
+            if timer.kind == .retryRound || timer.kind == .retryJoin { processes[index].core.updateDirectory(directory) }
             feed(index, .timerFired(timer))
         case let .complete(key):
             complete(key)
@@ -187,9 +189,14 @@ public struct Simulation {
                 startStep(index, step: step)
             case let .finished(step):
                 trace { "p\(index) finished at step \(step)" }
-            case let .publishDirectory(list):
-                directory = list
-                for other in processes.indices where processes[other].alive { processes[other].core.updateDirectory(list) }
+            case let .publishDirectory(membership):
+                // The peers file: read by newcomers at start, and by any process before it
+                // retries (as the real driver does), never pushed into running processes. A
+                // coordinator that re-decides an old epoch does not overwrite a newer one.
+                if membership.epoch >= directoryEpoch {
+                    directory = membership.members
+                    directoryEpoch = membership.epoch
+                }
             case let .evicted(reason):
                 report.evictions += 1
                 trace { "p\(index) evicted: \(reason)" }
@@ -203,14 +210,22 @@ public struct Simulation {
 
     /// Sends a message; it may be lost (a partition, a lossy period) or arrive late.
     mutating func send(_ message: MembershipMessage, from sender: Int, to address: MemberAddress) {
-        guard let target = index(of: address) else { return }
+        guard let target = index(of: address) else {
+            trace { "p\(sender) → port \(address.port): \(message.kind) to nobody" }
+            return
+        }
         report.messages += 1
         if isBlocked(from: sender, to: target) { return }
         if now < lossUntil, random.chance(0.3) { return }
         var delay = random.milliseconds(0...3) * 1000 + Int64(random.below(1000)) + 100
         if random.chance(0.02) { delay += random.milliseconds(5...60) * 1000 }
+        // Now and then a message arrives seconds late (a stale ballot, an old epoch), or twice.
+        if random.chance(0.005) { delay += random.milliseconds(500...4000) * 1000 }
         let from = sender == Self.witnessIndex ? Self.witnessAddress : processes[sender].address
         schedule(.deliver(to: target, message, from: from, fromIndex: sender), after: delay)
+        if random.chance(0.01) {
+            schedule(.deliver(to: target, message, from: from, fromIndex: sender), after: delay + random.milliseconds(0...200) * 1000)
+        }
     }
 
     func isBlocked(from: Int, to: Int) -> Bool {
