@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Phalanx
 import PhalanxCheckpoint
+import PhalanxElastic
 import PhalanxTelemetry
 
 /// Runs an example's task in whichever way it was launched: one process, a static ring over
@@ -12,6 +13,9 @@ public enum Trainer {
     public static func main(_ task: TrainingTask, _ options: TrainerOptions) -> Never {
         do {
             try run(task, options)
+            exit(0)
+        } catch let finished as ElasticError where finished.isJobFinished {
+            FileHandle.standardError.write(Data("\(task.name): \(finished)\n".utf8))
             exit(0)
         } catch let stop as Stopped {
             FileHandle.standardError.write(Data("\(task.name): \(stop.description)\n".utf8))

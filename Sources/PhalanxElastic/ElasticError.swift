@@ -14,6 +14,9 @@ public enum ElasticError: Error, CustomStringConvertible, Sendable, Equatable {
     case protocolViolation(String)
     /// `ElasticOptions` that contradict each other.
     case invalidOptions(String)
+    /// The job finished before this process (a newcomer, or a member that was left out) was
+    /// admitted: nothing is left to do, and that is not a failure.
+    case jobFinished(step: Int?)
 
     /// A one-line explanation.
     public var description: String {
@@ -27,6 +30,15 @@ public enum ElasticError: Error, CustomStringConvertible, Sendable, Equatable {
         case let .recoveryFailed(step, reason): return "recovery failed at step \(step): \(reason)"
         case let .protocolViolation(message): return "control protocol violation: \(message)"
         case let .invalidOptions(message): return "invalid elastic options: \(message)"
+        case let .jobFinished(step):
+            return "the job already finished\(step.map { " at step \($0)" } ?? "") without this process; nothing to do"
         }
+    }
+}
+
+extension ElasticError {
+    /// Whether this is `.jobFinished` (a process that came too late exits successfully).
+    public var isJobFinished: Bool {
+        if case .jobFinished = self { true } else { false }
     }
 }

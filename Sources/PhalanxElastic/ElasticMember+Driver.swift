@@ -52,6 +52,9 @@ extension ElasticMember {
             case let .armTimer(timer, delay):
                 let nanoseconds = max(0, delay / .nanoseconds(1))
                 DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanoseconds))) { [weak self] in
+                    // Before asking again, look at the published directory (the job may have
+                    // moved on to members this process never heard of).
+                    if timer.kind == .retryJoin || timer.kind == .retryRound { self?.refreshDirectory() }
                     self?.feed(.timerFired(timer))
                 }
             case let .publishDirectory(membership):
@@ -60,6 +63,21 @@ extension ElasticMember {
                 break
             }
         }
+    }
+
+    /// How long a member may go on trying to agree before it gives up.
+    var recoveryBound: Duration {
+        options.agreementTimeout * 4 + options.joinWaitTimeout + options.rebuildTimeout * 2 + .seconds(10)
+    }
+
+    /// Gives the core the addresses in the peers file, if there is one.
+    func refreshDirectory() {
+        guard let peersFile else { return }
+        let addresses = PeersFile.addresses(peersFile)
+        guard !addresses.isEmpty else { return }
+        lock.lock()
+        core.updateDirectory(addresses)
+        lock.unlock()
     }
 
     /// The next instruction for the training thread; nil when a stop was requested or the
@@ -71,15 +89,30 @@ extension ElasticMember {
         lock.lock()
         defer { lock.unlock() }
         var joiningSince: Date?
+        var changingSince: Date?
         while instructions.isEmpty {
             if stopping || closed { return nil }
             _ = lock.wait(until: Date().addingTimeInterval(0.1))
+            if core.phase == .changing {
+                // No agreement for this long: the job finished without this member, or it is
+                // cut off from a quorum for good.
+                let since = changingSince ?? Date()
+                changingSince = since
+                if let peersFile, let step = PeersFile.finishedStep(peersFile) { throw ElasticError.jobFinished(step: step) }
+                if Date().timeIntervalSince(since) > Double(recoveryBound / .milliseconds(1)) / 1000 {
+                    throw ElasticError.recoveryFailed(
+                        step: core.holding.step, reason: "no agreement with a quorum of epoch \(core.membership.epoch) within \(recoveryBound)")
+                }
+            } else {
+                changingSince = nil
+            }
             guard core.phase == .joining else {
                 joiningSince = nil
                 continue
             }
             let since = joiningSince ?? Date()
             joiningSince = since
+            if let peersFile, let step = PeersFile.finishedStep(peersFile) { throw ElasticError.jobFinished(step: step) }
             let tried = core.directory.map { "\($0.host):\($0.port)" }
             if Date().timeIntervalSince(since) > Double(options.startTimeout / .milliseconds(1)) / 1000 {
                 throw ElasticError.noMemberReachable(tried: tried, lastError: "not admitted again within \(options.startTimeout)")

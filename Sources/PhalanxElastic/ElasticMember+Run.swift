@@ -61,7 +61,8 @@ extension ElasticMember {
             case .stopTraining:
                 interruption.reset()
                 feed(.trainingStopped(holding: reported(state)))
-            case .finished:
+            case let .finished(step):
+                if let peersFile { PeersFile.markFinished(step, in: peersFile) }
                 announceChange(state)
                 return loop.summary(changes: changes, stopped: false)
             case let .stop(reason):
@@ -157,7 +158,9 @@ extension ElasticMember {
     func stopJob(_ state: ElasticState, reason: String) throws -> Never {
         lock.lock()
         let decision = core.decisions.last
+        let finishedAt = core.jobFinishedAt
         lock.unlock()
+        if let finishedAt { throw ElasticError.jobFinished(step: finishedAt) }
         if case let .belowMinimum(members, minimum) = decision?.stop {
             let path = decision?.source == id ? try saveNow(state, worldSize: members) : nil
             throw ElasticError.belowMinimum(members: members, minimum: minimum, step: state.step, checkpoint: path)

@@ -192,6 +192,7 @@ public final class ElasticMember: @unchecked Sendable {
         witness: MemberAddress? = nil, peersFile: String? = nil, logger: Logger = Logger(label: "phalanx.elastic")
     ) throws -> ElasticMember {
         try options.validate()
+        if let peersFile, let step = PeersFile.finishedStep(peersFile) { throw ElasticError.jobFinished(step: step) }
         let node = try MemberNode(host: host, credentials: credentials, logger: logger)
         let heartbeat = try HeartbeatService(host: host, port: node.port, credentials: credentials,
                                              interval: options.heartbeatInterval, timeout: options.heartbeatTimeout, logger: logger)
@@ -223,6 +224,7 @@ public final class ElasticMember: @unchecked Sendable {
         defer { lock.unlock() }
         while core.phase == .joining, !closed {
             _ = lock.wait(until: Date().addingTimeInterval(0.1))
+            if let peersFile, let step = PeersFile.finishedStep(peersFile) { throw ElasticError.jobFinished(step: step) }
             let tried = directory.map { "\($0.host):\($0.port)" }
             if Date() >= deadline {
                 throw ElasticError.noMemberReachable(tried: tried, lastError: "no member admitted this process within \(options.startTimeout)")
@@ -231,6 +233,7 @@ public final class ElasticMember: @unchecked Sendable {
                 throw ElasticError.noMemberReachable(tried: failures, lastError: failures.last ?? "")
             }
         }
+        if let step = core.jobFinishedAt { throw ElasticError.jobFinished(step: step) }
         if case let .stopped(reason) = core.phase { throw ElasticError.joinRefused(reason: reason) }
         if let assigned = core.id {
             id = assigned
@@ -267,6 +270,7 @@ enum PeersFile {
     /// (atomically: written aside, then renamed; two writers race only for equal epochs).
     static func write(_ membership: Membership, to path: String) {
         if let existing = epoch(path), existing > membership.epoch { return }
+        if finishedStep(path) != nil { return }
         let text = "# epoch \(membership.epoch)\n" + membership.members.map { "\($0.host):\($0.port)\n" }.joined()
         let temporary = "\(path).\(getpid()).tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else { return }
@@ -278,6 +282,24 @@ enum PeersFile {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
         return text.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("#") }
     }
+
+    /// Marks the job finished at `step` (newcomers started later exit at once, successfully).
+    static func markFinished(_ step: Int, in path: String) {
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return }
+        let line = "# finished \(step)\n"
+        _ = line.withCString { Glibc.write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+
+    /// The step the job finished at, if a member marked it finished.
+    static func finishedStep(_ path: String) -> Int? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        return text.split(separator: "\n").first { $0.hasPrefix("# finished ") }.flatMap { Int($0.dropFirst("# finished ".count)) }
+    }
+
+    /// The addresses listed, as members to ask.
+    static func addresses(_ path: String) -> [MemberAddress] { read(path).compactMap(ElasticMember.parseAddress) }
 
     /// The epoch the file describes, if it says.
     static func epoch(_ path: String) -> UInt64? {

@@ -75,17 +75,20 @@ final class MessageChannel: @unchecked Sendable {
             guard ContinuousClock.now - queued < staleAfter else { return }
             do {
                 _ = try node.request(payload, to: target, id: sender, epoch: 0, timeout: handshakeTimeout * 4, handshakeTimeout: handshakeTimeout)
-                record(key, failure: nil)
+                record(key, failure: nil, attempted: false)
             } catch {
                 logger.debug("\(message.kind) to \(key) not delivered: \(error)")
-                record(key, failure: "\(error)")
+                // Only a refusal by the handshake (another job, a wrong secret) says that
+                // nobody there will ever answer; a closed port may open again elsewhere.
+                record(key, failure: "\(error)".contains("refused us") || error is HandshakeError ? "\(error)" : nil, attempted: true)
             }
         }
     }
 
-    private func record(_ key: String, failure: String?) {
+    private func record(_ key: String, failure: String?, attempted: Bool) {
         lock.lock()
         defer { lock.unlock() }
+        if attempted, failure == nil { return }
         if let failure {
             failures[key] = failure
             delivered.remove(key)
