@@ -67,6 +67,7 @@ extension ElasticOptions {
         config.maximumMembers = maximumMembers
         config.agreementTimeout = agreementTimeout
         config.coordinatorTimeout = agreementTimeout + agreementTimeout / 2
+        config.quorumGrace = agreementTimeout / 10
         config.joinRetry = .milliseconds(200)
         return config
     }

@@ -27,6 +27,8 @@ struct CoordinatorRound: Sendable {
     var witnessAccepted = false
     /// Whether the current stage's deadline passed (decide with the quorum at hand).
     var deadlinePassed = false
+    /// Whether the quorum grace is running (the deadline was brought forward).
+    var graceArmed = false
 
     /// Makes a round in its first stage.
     init(ballot: Ballot) {

@@ -100,7 +100,13 @@ extension MembershipCore {
                 return
             }
             let silent = membership.members.contains { current.promises[$0.id] == nil && !suspects.contains($0.id) }
-            guard !silent || current.deadlinePassed else { return }
+            guard !silent || current.deadlinePassed else {
+                if !current.graceArmed {
+                    round?.graceArmed = true
+                    arm(.roundDeadline, after: config.quorumGrace, &out)
+                }
+                return
+            }
             propose(&out)
         case let .accepting(decision):
             if isQuorum(memberVotes: current.accepts.count, witnessVote: current.witnessAccepted) {

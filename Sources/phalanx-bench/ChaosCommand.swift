@@ -1,0 +1,115 @@
+import ArgumentParser
+import Foundation
+import PhalanxCheckpoint
+
+/// `phalanx-bench chaos`: an elastic DigitsMLP job under phalanx-run, with random SIGKILLs and
+/// SIGSTOPs of any worker, judged against a fault-free run of the same job: exit status, members
+/// finished, throughput kept, and the largest difference of the final weights.
+struct ChaosCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "chaos",
+        abstract: "Kill and stop random workers of an elastic job (phalanx-run, DigitsMLP) and compare it with a fault-free run.")
+
+    @Option(help: "Workers.")
+    var workers = 4
+    @Option(help: "Epochs of DigitsMLP (23 steps each).")
+    var epochs = 150
+    @Option(help: "Milliseconds of extra work per step (a longer job meets more faults).")
+    var stepDelayMs = 3
+    @Option(help: "Mean seconds between SIGKILLs of a random worker (0: none).")
+    var killEvery = 1.0
+    @Option(help: "Mean seconds between SIGSTOPs of a random worker (0: none).")
+    var stopEvery = 0.0
+    @Option(help: "Seconds a stopped worker stays stopped: MIN-MAX.")
+    var stopFor = "2-4"
+    @Option(help: "Give up on the job after this many seconds.")
+    var timeout = 600.0
+    @Option(help: "Write the faulty job's output (launcher and workers) to this file.")
+    var log: String?
+    @Flag(help: "Print one JSON line instead of the report.")
+    var json = false
+
+    func run() throws {
+        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let bounds = stopFor.split(separator: "-").compactMap { Double($0) }
+        guard bounds.count == 2, bounds[0] <= bounds[1] else { throw ValidationError("--stop-for takes MIN-MAX seconds") }
+        let scratch = NSTemporaryDirectory() + "phalanx-chaos-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        let reference = try job(directory: directory, output: "\(scratch)/reference", nemesis: nil)
+        let nemesis = ChaosNemesis(killEvery: killEvery > 0 ? killEvery : nil, stopEvery: stopEvery > 0 ? stopEvery : nil, stopFor: bounds[0]...bounds[1])
+        let chaos = try job(directory: directory, output: "\(scratch)/chaos", nemesis: nemesis)
+        let referenceWeights = try Self.weights(in: "\(scratch)/reference")
+        let chaosWeights = try Self.weights(in: "\(scratch)/chaos")
+        guard let baseline = referenceWeights.first else { throw BenchmarkError.wrongResult("the fault-free run wrote no weights") }
+        let difference = chaosWeights.map { Self.relativeDifference($0, baseline) }.max() ?? .infinity
+        let (kills, stops) = nemesis.injected
+        let kept = reference.seconds / chaos.seconds
+        let line: [String: Any] = [
+            "benchmark": "chaos", "workers": workers, "epochs": epochs, "kill_every_s": killEvery, "stop_every_s": stopEvery,
+            "kills": kills, "stops": stops, "exit_status": chaos.status, "finished_members": chaosWeights.count,
+            "seconds": chaos.seconds, "fault_free_seconds": reference.seconds, "throughput_kept": kept,
+            "max_relative_difference": difference.isFinite ? difference : -1,
+        ]
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("faults      \(kills) SIGKILL, \(stops) SIGSTOP (\(stopFor) s) over \(String(format: "%.1f", chaos.seconds)) s")
+            print("job         exit \(chaos.status), \(chaosWeights.count) member(s) finished")
+            print(String(format: "throughput  %.2f of the fault-free run (%.1f s against %.1f s)", kept, chaos.seconds, reference.seconds))
+            print(String(format: "weights     largest relative difference from the fault-free run %.2e", difference))
+        }
+        guard chaos.status == 0, !chaosWeights.isEmpty, difference < 1e-5 else { throw ExitCode(1) }
+    }
+
+    /// Runs the job (with faults when `nemesis` is given); returns its exit status and duration.
+    func job(directory: URL, output: String, nemesis: ChaosNemesis?) throws -> (status: Int32, seconds: Double) {
+        try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+        let launcher = Process()
+        launcher.executableURL = directory.appendingPathComponent("phalanx-run")
+        launcher.arguments = [
+            "--nproc", "\(workers)", "--max-restarts", "100000", "--", directory.appendingPathComponent("DigitsMLP").path,
+            "--epochs", "\(epochs)", "--step-delay-ms", "\(stepDelayMs)", "--save", "\(output)/w-{member}.safetensors", "--print-every", "1000000",
+        ]
+        var sink = FileHandle(forWritingAtPath: "/dev/null")
+        if nemesis != nil, let log, FileManager.default.createFile(atPath: log, contents: nil) { sink = FileHandle(forWritingAtPath: log) }
+        launcher.standardOutput = sink
+        launcher.standardError = sink
+        let started = Date()
+        try launcher.run()
+        nemesis?.run(launcher: launcher, until: started.addingTimeInterval(timeout))
+        while launcher.isRunning, Date().timeIntervalSince(started) < timeout { usleep(20_000) }
+        if launcher.isRunning {
+            launcher.terminate()
+            launcher.waitUntilExit()
+            return (124, Date().timeIntervalSince(started))
+        }
+        return (launcher.terminationStatus, Date().timeIntervalSince(started))
+    }
+
+    /// Every final-weights file in `directory`, flattened in name order.
+    static func weights(in directory: String) throws -> [[Float]] {
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".safetensors") }.sorted()
+        return try files.map { name in
+            let file = try SafetensorsFile(path: "\(directory)/\(name)")
+            var values: [Float] = []
+            for entry in file.entries.sorted(by: { $0.name < $1.name }) {
+                var part = [Float](repeating: 0, count: entry.count)
+                try part.withUnsafeMutableBufferPointer { try file.read(named: entry.name, into: $0) }
+                values += part
+            }
+            return values
+        }
+    }
+
+    /// ‖a − b‖ / ‖b‖.
+    static func relativeDifference(_ a: [Float], _ b: [Float]) -> Double {
+        guard a.count == b.count, !b.isEmpty else { return .infinity }
+        var difference = 0.0, norm = 0.0
+        for (x, y) in zip(a, b) {
+            difference += Double(x - y) * Double(x - y)
+            norm += Double(y) * Double(y)
+        }
+        return (difference / max(norm, 1e-30)).squareRoot()
+    }
+}

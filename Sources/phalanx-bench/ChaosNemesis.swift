@@ -1,0 +1,82 @@
+import Foundation
+
+/// Injects faults into the workers of a running launcher: SIGKILL and multi-second SIGSTOPs of
+/// random workers (any rank, overlapping), at exponentially distributed intervals.
+final class ChaosNemesis: @unchecked Sendable {
+    /// Mean seconds between kills (nil: none).
+    let killEvery: Double?
+    /// Mean seconds between stops (nil: none).
+    let stopEvery: Double?
+    /// How long a stopped worker stays stopped (seconds, drawn uniformly).
+    let stopFor: ClosedRange<Double>
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var kills = 0
+    private var stops = 0
+    private var random: SystemRandomNumberGenerator
+
+    init(killEvery: Double?, stopEvery: Double?, stopFor: ClosedRange<Double>) {
+        self.killEvery = killEvery
+        self.stopEvery = stopEvery
+        self.stopFor = stopFor
+        self.random = SystemRandomNumberGenerator()
+    }
+
+    /// Faults injected so far.
+    var injected: (kills: Int, stops: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (kills, stops)
+    }
+
+    /// The live children of `pid` (the launcher's workers).
+    static func children(of pid: Int32) -> [Int32] {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8) else { return [] }
+        return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// Injects faults into the workers of `launcher` until it exits (or `until` passes).
+    func run(launcher: Process, until deadline: Date) {
+        let start = Date()
+        var nextKill = killEvery.map { start.addingTimeInterval(1 + draw($0)) }
+        var nextStop = stopEvery.map { start.addingTimeInterval(1 + draw($0)) }
+        while launcher.isRunning, Date() < deadline {
+            usleep(20_000)
+            let now = Date()
+            if let due = nextKill, now >= due, let every = killEvery {
+                if let victim = pick(launcher) {
+                    kill(victim, SIGKILL)
+                    count(kill: true)
+                }
+                nextKill = now.addingTimeInterval(draw(every))
+            }
+            if let due = nextStop, now >= due, let every = stopEvery {
+                if let victim = pick(launcher) {
+                    kill(victim, SIGSTOP)
+                    count(kill: false)
+                    let seconds = Double.random(in: stopFor)
+                    DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { kill(victim, SIGCONT) }
+                }
+                nextStop = now.addingTimeInterval(draw(every))
+            }
+        }
+    }
+
+    private func pick(_ launcher: Process) -> Int32? {
+        ChaosNemesis.children(of: launcher.processIdentifier).randomElement()
+    }
+
+    private func count(kill: Bool) {
+        lock.lock()
+        if kill { kills += 1 } else { stops += 1 }
+        lock.unlock()
+    }
+
+    /// An exponentially distributed interval with mean `mean` seconds.
+    private func draw(_ mean: Double) -> Double {
+        lock.lock()
+        defer { lock.unlock() }
+        let unit = Double.random(in: Double.ulpOfOne..<1, using: &random)
+        return -log(unit) * mean
+    }
+}
