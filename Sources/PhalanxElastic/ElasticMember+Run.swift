@@ -21,9 +21,11 @@ extension ElasticMember {
     public func run(state: ElasticState, until lastStep: Int, body: (ElasticStep) throws -> Void) throws -> ElasticRunSummary {
         var loop = RunLoopState()
         lock.lock()
-        core.setLastStep(lastStep)
-        let initial = core.decisions.isEmpty && core.isMember && core.membership.epoch == 1 && state.step == 0
+        let resumed = route(core.setLastStep(lastStep))
+        let initial = core.decisions.isEmpty && core.isMember && core.membership.epoch == 1 && state.step == 0 && !ranBefore
+        ranBefore = true
         lock.unlock()
+        perform(resumed)
         if let directory = options.checkpointDirectory {
             let store = try CheckpointStore(directory: directory, keep: options.checkpointsKept)
             if initial, ring.rank == 0 {

@@ -53,6 +53,8 @@ public final class ElasticMember: @unchecked Sendable {
     var change: ChangeRecord?
     /// False for a newcomer until a transfer gave it the job's state.
     var holdsJobState = true
+    /// Whether `run` was called before (only the first call synchronises the initial state).
+    var ranBefore = false
 
     /// Called on the training thread after each change of members, once the state is restored
     /// (e.g. to rescale the learning rate, or to log `change.summary`).

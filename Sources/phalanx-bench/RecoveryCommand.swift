@@ -34,7 +34,7 @@ struct RecoveryCommand: ParsableCommand {
                 let outputs = try LoopbackJob.run(
                     ranks: p, arguments: ["train-worker", "--mode", "elastic", "--fault", "\(victim):\(killStep)"] + workload)
                 guard let killedAt = outputs[victim].jsonLines.first(where: { $0["event"] as? String == "killed" })?["at"] as? Double,
-                      var row = Self.phases(outputs, victim: victim, failedAt: killedAt) else {
+                      var row = Self.phases(outputs, victims: [victim], failedAt: killedAt) else {
                     FileHandle.standardError.write(Data("warning: no recovery measured at \(p) ranks, victim \(victim)\n".utf8))
                     continue
                 }
@@ -47,6 +47,25 @@ struct RecoveryCommand: ParsableCommand {
                 row["overhead_inplace_pct"] = inPlace.percent
                 row["plain_step_inplace_run_us"] = inPlace.plain
                 row["elastic_inplace_step_us"] = inPlace.elastic
+                if json { emit(row) }
+                rows.append(row)
+            }
+            // Two members killed in the same step, and a member killed during the recovery.
+            for (label, victims, fault) in [
+                ("2×SIGKILL", [0, p - 1], "0:\(killStep),\(p - 1):\(killStep)"),
+                ("+recovery", [p / 2, p - 1], "\(p / 2):\(killStep),\(p - 1):recovery"),
+            ] where p >= 3 {
+                let outputs = try LoopbackJob.run(ranks: p, arguments: ["train-worker", "--mode", "elastic", "--fault", fault] + workload)
+                guard let killedAt = victims.compactMap({ outputs[$0].jsonLines.first(where: { $0["event"] as? String == "killed" })?["at"] as? Double }).min(),
+                      var row = Self.phases(outputs, victims: victims, failedAt: killedAt) else {
+                    FileHandle.standardError.write(Data("warning: no recovery measured at \(p) ranks, \(label)\n".utf8))
+                    continue
+                }
+                row["ranks"] = p
+                row["killed_rank"] = victims[0]
+                row["failure"] = label
+                row["overhead_pct"] = overhead.percent
+                row["overhead_inplace_pct"] = inPlace.percent
                 if json { emit(row) }
                 rows.append(row)
             }
@@ -88,7 +107,7 @@ struct RecoveryCommand: ParsableCommand {
         _ = job.waitForMarker("\"event\":\"done\"", ranks: survivors, timeout: .seconds(120))
         job.signal(victim, SIGKILL)
         let outputs = withExtendedLifetime(servers) { job.wait(timeout: .seconds(30)) }
-        guard var row = Self.phases(outputs, victim: victim, failedAt: stoppedAt) else { return nil }
+        guard var row = Self.phases(outputs, victims: [victim], failedAt: stoppedAt) else { return nil }
         row["ranks"] = p
         row["killed_rank"] = victim
         row["failure"] = "SIGSTOP"
@@ -96,15 +115,18 @@ struct RecoveryCommand: ParsableCommand {
     }
 
     /// The phases as the slowest survivor saw them (each phase ends when the last survivor ends
-    /// it), from the moment of the failure (wall clock).
-    static func phases(_ outputs: [WorkerProcesses.Output], victim: Int, failedAt killedAt: Double) -> [String: Any]? {
+    /// it), from the moment of the (first) failure (wall clock). With several failures the
+    /// survivors may go through several changes: detection counts from the first, the other
+    /// phases end with the last, and training resumes at the first commit after it.
+    static func phases(_ outputs: [WorkerProcesses.Output], victims: [Int], failedAt killedAt: Double) -> [String: Any]? {
         func events(_ name: String, _ output: WorkerProcesses.Output) -> [[String: Any]] { output.jsonLines.filter { $0["event"] as? String == name } }
-        let survivors = outputs.filter { $0.rank != victim }
-        let changes = survivors.compactMap { events("change", $0).first }
-        let firsts = survivors.compactMap { events("first_commit", $0).first?["at"] as? Double }
-        guard changes.count == survivors.count, firsts.count == survivors.count else { return nil }
+        let survivors = outputs.filter { !victims.contains($0.rank) }
+        let changes = survivors.compactMap { events("change", $0).last }
+        let detections = survivors.compactMap { events("change", $0).first?["detected_at"] as? Double }
+        let firsts = survivors.compactMap { events("first_commit", $0).last?["at"] as? Double }
+        guard changes.count == survivors.count, firsts.count == survivors.count, detections.count == survivors.count else { return nil }
         func latest(_ key: String) -> Double { changes.compactMap { $0[key] as? Double }.max() ?? .nan }
-        let detected = latest("detected_at"), agreed = latest("agreed_at"), rebuilt = latest("rebuilt_at"), restored = latest("restored_at")
+        let detected = detections.max() ?? .nan, agreed = latest("agreed_at"), rebuilt = latest("rebuilt_at"), restored = latest("restored_at")
         let first = firsts.max() ?? .nan
         let lost = changes.compactMap { change -> Int? in
             guard let interrupted = change["interrupted_step"] as? Int, let redo = change["redo_step"] as? Int else { return nil }
@@ -120,11 +142,11 @@ struct RecoveryCommand: ParsableCommand {
 
     static func printTable(_ rows: [[String: Any]]) {
         print("Recovery from a SIGKILLed or SIGSTOPped member (synthetic MLP, loopback); each phase ends when the last survivor ends it")
-        print("ranks  failure  member  detect ms  agree ms  rebuild ms  restore ms  1st step ms  after detect ms  steps lost  kept ends  overhead % (snapshot / in place)")
+        print("ranks  failure    member  detect ms  agree ms  rebuild ms  restore ms  1st step ms  after detect ms  steps lost  kept ends  overhead % (snapshot / in place)")
         for row in rows {
             func value(_ key: String) -> Double { row[key] as? Double ?? .nan }
             print(String(
-                format: "%5d  %7@  %6d  %9.1f  %8.1f  %10.1f  %10.1f  %11.1f  %15.1f  %10d  %9d  %10.2f / %.2f",
+                format: "%5d  %9@  %6d  %9.1f  %8.1f  %10.1f  %10.1f  %11.1f  %15.1f  %10d  %9d  %10.2f / %.2f",
                 row["ranks"] as? Int ?? 0, (row["failure"] as? String ?? "") as NSString, row["killed_rank"] as? Int ?? 0, value("detect_ms"), value("agree_ms"), value("rebuild_ms"),
                 value("restore_ms"), value("first_step_ms"), value("after_detection_ms"), row["steps_lost"] as? Int ?? -1,
                 row["kept_connection_ends"] as? Int ?? 0, value("overhead_pct"), value("overhead_inplace_pct")))

@@ -20,7 +20,7 @@ struct TrainWorkerCommand: ParsableCommand {
     var batch = 256
     @Option(help: "Commit policy in elastic mode: snapshot or inplace.")
     var policy = "snapshot"
-    @Option(help: "MEMBER:STEP — that member SIGKILLs itself after its backward pass of that step.")
+    @Option(help: "MEMBER:STEP[,…] — that member SIGKILLs itself after its backward pass of that step; MEMBER:recovery — as soon as it discards a step (during the agreement).")
     var fault: String?
 
     var commitPolicy: ElasticState.CommitPolicy { policy == "inplace" ? .inPlace : .snapshot }
@@ -28,10 +28,12 @@ struct TrainWorkerCommand: ParsableCommand {
     func run() throws {
         MemoryPolicy.keepFreedMemoryForReuse()
         let workload = try SyntheticWorkload(input: input, hidden: hidden, batch: batch)
-        var killAt: (member: Int, step: Int)?
-        if let fault {
-            let parts = fault.split(separator: ":").compactMap { Int($0) }
-            if parts.count == 2 { killAt = (parts[0], parts[1]) }
+        var killAt: [(member: Int, step: Int)] = []
+        var killInRecovery: [Int] = []
+        for item in (fault ?? "").split(separator: ",") {
+            let parts = item.split(separator: ":")
+            guard parts.count == 2, let member = Int(parts[0]) else { continue }
+            if parts[1] == "recovery" { killInRecovery.append(member) } else if let step = Int(parts[1]) { killAt.append((member, step)) }
         }
         var times: [Double] = []
         var last = DispatchTime.now().uptimeNanoseconds
@@ -71,14 +73,18 @@ struct TrainWorkerCommand: ParsableCommand {
                     emit(["event": "first_commit", "member": member.id, "step": step, "world_size": worldSize, "at": Date().timeIntervalSince1970])
                     last = DispatchTime.now().uptimeNanoseconds
                 } else { tick() }
-            case .discarded:
+            case let .discarded(step, _):
                 afterChange = true
+                if killInRecovery.contains(member.id) {
+                    emit(["event": "killed", "member": member.id, "step": step, "at": Date().timeIntervalSince1970])
+                    kill(getpid(), SIGKILL)
+                }
             }
         }
         last = DispatchTime.now().uptimeNanoseconds
         try member.run(state: state, until: steps) { step in
             try workload.step(step.index, position: step.rank, members: step.worldSize) { gradients in
-                if let killAt, killAt.member == member.id, killAt.step == step.index {
+                if killAt.contains(where: { $0.member == member.id && $0.step == step.index }) {
                     emit(["event": "killed", "member": member.id, "step": step.index, "at": Date().timeIntervalSince1970])
                     kill(getpid(), SIGKILL)
                 }

@@ -107,8 +107,12 @@ public struct MembershipCore: Sendable {
     }
 
     /// Sets the job's last step (known once training starts): a member holding it is finished.
-    public mutating func setLastStep(_ step: Int) {
+    /// A member that finished an earlier, shorter run trains on when the last step grows.
+    public mutating func setLastStep(_ step: Int) -> [MembershipAction] {
         config.lastStep = step
+        var out: [MembershipAction] = []
+        if phase == .finished, holding.step < step { startTraining(&out) }
+        return out
     }
 
     /// Feeds one event; returns what the driver must do, in order.
