@@ -50,7 +50,7 @@ let package = Package(
             resources: [.copy("Resources/optdigits.csv"), .copy("Resources/OPTDIGITS.md")]
         ),
         .target(name: "PhalanxCollectives", dependencies: ["PhalanxTensor"]),
-        .target(name: "PhalanxTesting", dependencies: ["PhalanxCollectives", "PhalanxElastic", "PhalanxTCP"]),
+        .target(name: "PhalanxTesting", dependencies: ["PhalanxCollectives", "PhalanxElastic", "PhalanxTCP", "PhalanxCheckpoint"]),
         .target(
             name: "PhalanxTCP",
             dependencies: ["PhalanxCollectives", .product(name: "Logging", package: "swift-log")]

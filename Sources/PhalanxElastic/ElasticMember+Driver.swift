@@ -9,6 +9,12 @@ extension ElasticMember {
         lock.lock()
         guard !closed else { lock.unlock(); return }
         let actions = core.handle(event)
+        if logger.logLevel <= .debug {
+            switch event {
+            case .stepCommitted: break
+            default: logger.debug("member \(core.id ?? -1) [\(core.phase)] \(event) → \(actions)")
+            }
+        }
         let outside = route(actions)
         lock.unlock()
         perform(outside)
@@ -32,7 +38,11 @@ extension ElasticMember {
                 }
                 instructions.append(action)
             case let .evicted(reason):
-                logger.warning("member \(core.id ?? id) was evicted (\(reason)); asking to join again")
+                logger.warning("member \(id) was evicted (\(reason)); asking to join again")
+                // Until admitted again, this process answers handshakes as a newcomer (a new
+                // neighbour connecting to its next id then waits instead of failing).
+                node.memberID = MemberNode.newcomerID
+                channel.id = MemberNode.newcomerID
                 instructions.append(action)
                 interruption.trigger(reason)
             case .synchronize, .restore, .train, .finished, .stop:

@@ -45,6 +45,7 @@ extension ElasticMember {
                 state.restore()
                 return loop.summary(changes: changes, stopped: true)
             }
+            logger.debug("member \(id) takes \(instruction)")
             switch instruction {
             case let .installRing(membership):
                 lock.lock()

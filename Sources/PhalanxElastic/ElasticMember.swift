@@ -139,6 +139,9 @@ public final class ElasticMember: @unchecked Sendable {
         logger: Logger = Logger(label: "phalanx.elastic")
     ) throws -> ElasticMember {
         try options.validate()
+        var logger = logger
+        // PHALANX_LOG_LEVEL=debug shows every protocol event and data-plane instruction.
+        if let level = variables["PHALANX_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) { logger.logLevel = level }
         let credentials = try JobCredentials.fromEnvironment(variables, logger: logger)
         let peersFile = variables["PHALANX_PEERS_FILE"]
         let witness = variables["PHALANX_WITNESS"].flatMap(parseAddress)

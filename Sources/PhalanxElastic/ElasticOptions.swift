@@ -67,7 +67,7 @@ extension ElasticOptions {
         config.maximumMembers = maximumMembers
         config.agreementTimeout = agreementTimeout
         config.coordinatorTimeout = agreementTimeout + agreementTimeout / 2
-        config.quorumGrace = agreementTimeout / 10
+        config.quorumGrace = agreementTimeout / 4
         config.joinRetry = .milliseconds(200)
         return config
     }

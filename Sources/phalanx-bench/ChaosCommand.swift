@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PhalanxCheckpoint
+import PhalanxTesting
 
 /// `phalanx-bench chaos`: an elastic DigitsMLP job under phalanx-run, with random SIGKILLs and
 /// SIGSTOPs of any worker, judged against a fault-free run of the same job: exit status, members
@@ -41,7 +41,7 @@ struct ChaosCommand: ParsableCommand {
         let referenceWeights = try Self.weights(in: "\(scratch)/reference")
         let chaosWeights = try Self.weights(in: "\(scratch)/chaos")
         guard let baseline = referenceWeights.first else { throw BenchmarkError.wrongResult("the fault-free run wrote no weights") }
-        let difference = chaosWeights.map { Self.relativeDifference($0, baseline) }.max() ?? .infinity
+        let difference = chaosWeights.map { FinalWeights.relativeDifference($0, baseline) }.max() ?? .infinity
         let (kills, stops) = nemesis.injected
         let kept = reference.seconds / chaos.seconds
         let line: [String: Any] = [
@@ -90,26 +90,6 @@ struct ChaosCommand: ParsableCommand {
     /// Every final-weights file in `directory`, flattened in name order.
     static func weights(in directory: String) throws -> [[Float]] {
         let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".safetensors") }.sorted()
-        return try files.map { name in
-            let file = try SafetensorsFile(path: "\(directory)/\(name)")
-            var values: [Float] = []
-            for entry in file.entries.sorted(by: { $0.name < $1.name }) {
-                var part = [Float](repeating: 0, count: entry.count)
-                try part.withUnsafeMutableBufferPointer { try file.read(named: entry.name, into: $0) }
-                values += part
-            }
-            return values
-        }
-    }
-
-    /// ‖a − b‖ / ‖b‖.
-    static func relativeDifference(_ a: [Float], _ b: [Float]) -> Double {
-        guard a.count == b.count, !b.isEmpty else { return .infinity }
-        var difference = 0.0, norm = 0.0
-        for (x, y) in zip(a, b) {
-            difference += Double(x - y) * Double(x - y)
-            norm += Double(y) * Double(y)
-        }
-        return (difference / max(norm, 1e-30)).squareRoot()
+        return try files.map { try FinalWeights.load(at: "\(directory)/\($0)") }
     }
 }

@@ -70,27 +70,10 @@ final class ElasticJob {
         try ElasticJob.weights(at: "\(directory)/weights-\(id).safetensors")
     }
 
-    static func weights(at path: String) throws -> [Float] {
-        let file = try SafetensorsFile(path: path)
-        var values: [Float] = []
-        for entry in file.entries.sorted(by: { $0.name < $1.name }) {
-            var part = [Float](repeating: 0, count: entry.count)
-            try part.withUnsafeMutableBufferPointer { try file.read(named: entry.name, into: $0) }
-            values += part
-        }
-        return values
-    }
+    static func weights(at path: String) throws -> [Float] { try FinalWeights.load(at: path) }
 
     /// ‖a − b‖ / ‖b‖.
-    static func relativeDifference(_ a: [Float], _ b: [Float]) -> Double {
-        guard a.count == b.count, !b.isEmpty else { return .infinity }
-        var difference = 0.0, norm = 0.0
-        for (x, y) in zip(a, b) {
-            difference += Double(x - y) * Double(x - y)
-            norm += Double(y) * Double(y)
-        }
-        return (difference / max(norm, 1e-30)).squareRoot()
-    }
+    static func relativeDifference(_ a: [Float], _ b: [Float]) -> Double { FinalWeights.relativeDifference(a, b) }
 }
 
 extension WorkerProcesses.Output {

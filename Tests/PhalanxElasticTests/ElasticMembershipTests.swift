@@ -34,8 +34,8 @@ import Testing
         let woken = outputs[victim]
         #expect(woken.status == 0, "\(woken.stderr.suffix(800))")
         #expect(woken.stderr.contains("asking to join again"), "\(woken.stderr.suffix(800))")
-        #expect(woken.done?["steps"] as? Int == 200)
-        #expect(woken.done?["world_size"] as? Int == 4)
+        #expect(woken.done?["steps"] as? Int == 200, "\(woken.stderr.suffix(1500))")
+        #expect(woken.done?["world_size"] as? Int == 4, "\(outputs.map { $0.events("change").map { "\($0["epoch"] ?? "") \($0["lost"] ?? "") \($0["joined"] ?? "") \($0["reason"] ?? "")" } })")
         let hashes = Set(outputs.filter { $0.status == 0 }.compactMap { $0.done?["params_hash"] as? String })
         #expect(hashes.count == 1, "\(hashes)")
     }

@@ -26,9 +26,10 @@ public struct MembershipConfig: Hashable, Sendable {
     public var maximumMembers = 64
     /// How long a coordinator gathers promises (and acceptances) before deciding with what it has.
     public var agreementTimeout: Duration = .seconds(2)
-    /// Once a quorum has promised, how much longer a coordinator waits for the members it does
-    /// not suspect (a hung one is left out, and rejoins when it wakes).
-    public var quorumGrace: Duration = .milliseconds(200)
+    /// In a round that follows a failure, once a quorum has promised, how much longer a
+    /// coordinator waits for the members it does not suspect (a hung one is left out, and
+    /// rejoins when it wakes).
+    public var quorumGrace: Duration = .milliseconds(500)
     /// How long a follower waits for the coordinator before suspecting it.
     public var coordinatorTimeout: Duration = .seconds(3)
     /// The first wait between join requests (doubled each time up to `agreementTimeout`).

@@ -101,7 +101,10 @@ extension MembershipCore {
             }
             let silent = membership.members.contains { current.promises[$0.id] == nil && !suspects.contains($0.id) }
             guard !silent || current.deadlinePassed else {
-                if !current.graceArmed {
+                // A failure round stops waiting soon for members nobody suspects yet (a hung
+                // one is left out before its heartbeats time out); a round without suspects
+                // (a join) waits for everyone until the deadline: a busy member is not evicted.
+                if !current.graceArmed, !suspects.isEmpty {
                     round?.graceArmed = true
                     arm(.roundDeadline, after: config.quorumGrace, &out)
                 }
