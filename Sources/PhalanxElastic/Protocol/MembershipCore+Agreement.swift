@@ -231,6 +231,9 @@ extension MembershipCore {
             round = nil
             cancel(.roundDeadline)
         }
+        // Another coordinator is at work: a retry of this member's own failed round would only
+        // pre-empt it (dueling coordinators); the coordinator timeout takes over instead.
+        if ballot.coordinator != id { cancel(.retryRound) }
         switch message {
         case .prepare:
             out.append(.send(.promise(epoch: epoch, ballot: ballot, sender: id, holding: holding, accepted: accepted), to: sender))
