@@ -38,7 +38,8 @@ extension ElasticMember {
                 }
                 instructions.append(action)
             case let .evicted(reason):
-                logger.warning("member \(id) was evicted (\(reason)); asking to join again")
+                // `id` belongs to the training thread; the channel still holds the old id here.
+                logger.warning("member \(channel.id) was evicted (\(reason)); asking to join again")
                 // Until admitted again, this process answers handshakes as a newcomer (a new
                 // neighbour connecting to its next id then waits instead of failing).
                 node.memberID = MemberNode.newcomerID
@@ -134,13 +135,6 @@ extension ElasticMember {
         return instructions.removeFirst()
     }
 
-    /// Whether the core asked the data plane to stop (the instruction stays queued).
-    var stopPending: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return instructions.contains { if case .stopTraining = $0 { true } else { false } }
-    }
-
     /// Takes a queued `.stopTraining`, if any, and answers it with what the state holds.
     /// Returns whether there was one.
     @discardableResult
@@ -188,7 +182,7 @@ extension ElasticMember {
     }
 
     /// A collective failed inside the transport (any thread): the training thread sees the
-    /// error itself; nothing to do here but keep neighbours from being suspected meanwhile.
+    /// error itself and reports it to the core; this only logs it.
     func transportFailed(_ error: CollectiveError) {
         logger.debug("member \(id): \(error)")
     }
