@@ -139,6 +139,28 @@ struct MembershipCoreTests {
         #expect(harness.actions[100]?.contains(.publishDirectory(harness.core(100).membership)) == true)
     }
 
+    @Test("a member that committed the last step alone ends the job: the others stop instead of redoing it")
+    func finishedMemberEndsTheJob() {
+        var harness = CoreHarness(members: 3, step: 9, lastStep: 10)
+        harness.feed(100, .stepCommitted(step: 10))
+        #expect(harness.core(100).phase == .finished)
+        // The others lost the last step's all-reduce when member 0 left the ring.
+        harness.feed(101, .stepFailed(suspects: [0], reason: "connection closed"))
+        harness.deliver()
+        harness.fire(.awaitCoordinator)
+        harness.deliver()
+        for port in [UInt16(101), 102] {
+            #expect(harness.core(port).jobFinishedAt == 10)
+            #expect(harness.core(port).phase == .stopped(reason: "the job finished at step 10 (another member holds it)"))
+        }
+        #expect(harness.core(100).phase == .finished)
+        #expect(harness.cores.values.allSatisfy { $0.membership.epoch == 1 })
+        // A newcomer that asks a member that stopped this way learns it too.
+        harness.join(port: 200, directory: [102])
+        harness.deliver()
+        #expect(harness.core(200).jobFinishedAt == 10)
+    }
+
     @Test("a member evicted while frozen learns it when it wakes and rejoins as a new member")
     func evictedMemberRejoins() {
         var harness = CoreHarness(members: 3, step: 3)

@@ -21,11 +21,8 @@ extension MembershipCore {
                 awaitingDataPlane = true
                 out.append(.stopTraining(reason: reason))
             }
-        case .finished:
-            phase = .changing
-            alertWhenStopped = alertWhenStopped || alert
-            afterLeaving(coordinated: coordinated, &out)
-        case .changing, .joining, .stopped:
+        case .finished, .changing, .joining, .stopped:
+            // A finished member holds the result and stays out of further changes.
             break
         }
     }

@@ -6,6 +6,19 @@ extension MembershipCore {
     /// Routes a message by the epoch it is about: the current one is acted on, an older one
     /// gets the sender up to date, a newer one means this member fell behind.
     mutating func receive(_ message: MembershipMessage, from sender: MemberAddress, _ out: inout [MembershipAction]) {
+        if let step = knownFinish {
+            // The job's result exists: whoever asks anything learns that, and stops too (the
+            // real process has exited; the peers file's "finished" line says the same).
+            switch message {
+            case .join, .alert, .prepare, .accept, .decided, .behind: out.append(.send(.finished(step: step), to: sender))
+            default: break
+            }
+            return
+        }
+        if case let .finished(step) = message, isMember {
+            learnFinished(at: step, &out)
+            return
+        }
         if case .stopped = phase {
             // Still tell members that missed it how the job ended.
             switch message {
@@ -61,6 +74,29 @@ extension MembershipCore {
         default:
             break
         }
+    }
+
+    /// The step at which this process knows the job finished: it holds that step, or another
+    /// process told it so.
+    var knownFinish: Int? {
+        if phase == .finished { return holding.step }
+        if case .stopped = phase { return jobFinishedAt }
+        return nil
+    }
+
+    /// A member holds the job's last step: this member stops too (whatever it was doing),
+    /// instead of agreeing on a membership that would only redo that step.
+    mutating func learnFinished(at step: Int, _ out: inout [MembershipAction]) {
+        guard step >= config.lastStep else { return }
+        let reason = "the job finished at step \(step) (another member holds it)"
+        if phase == .training || phase == .synchronizing, !awaitingDataPlane { out.append(.stopTraining(reason: reason)) }
+        jobFinishedAt = step
+        phase = .stopped(reason: reason)
+        awaitingDataPlane = false
+        deferred = []
+        round = nil
+        for kind in [MembershipTimer.Kind.awaitCoordinator, .roundDeadline, .retryRound, .retryJoin] { cancel(kind) }
+        out.append(.stop(reason: reason))
     }
 
     /// Sends a member that is at `epoch` the decisions that came after it (it installs those
