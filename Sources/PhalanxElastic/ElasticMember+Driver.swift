@@ -26,7 +26,7 @@ extension ElasticMember {
         var outside: [MembershipAction] = []
         for action in actions {
             switch action {
-            case .send, .armTimer, .publishDirectory:
+            case .send, .armTimer, .publishDirectory, .noQuorum:
                 outside.append(action)
             case let .stopTraining(reason):
                 instructions.append(action)
@@ -70,6 +70,10 @@ extension ElasticMember {
                 }
             case let .publishDirectory(membership):
                 if let peersFile { PeersFile.write(membership, to: peersFile) }
+            case let .noQuorum(epoch, reached, members):
+                let witness = members % 2 == 0 && core.config.witness != nil ? " (or half of them and the witness)" : ""
+                logger.warning(
+                    "member \(channel.id): no quorum to leave epoch \(epoch): only members \(reached) of \(members) answered; a new membership needs more than half of them\(witness). Training stays stopped; trying again.")
             default:
                 break
             }

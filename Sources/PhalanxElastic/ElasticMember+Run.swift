@@ -75,7 +75,7 @@ extension ElasticMember {
                     throw ElasticError.evicted(id: id, epoch: ringMembership?.epoch ?? 0, reason: reason)
                 }
                 evicted(reason, state: state)
-            case .send, .armTimer, .publishDirectory:
+            case .send, .armTimer, .publishDirectory, .noQuorum:
                 break
             }
         }

@@ -1,25 +1,29 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// An owned TCP socket (IPv4) with deadline-bounded blocking helpers. Closed on deinit.
-final class Socket: @unchecked Sendable {
-    private(set) var descriptor: Int32
+/// Any thread may close it (an abort, a shutdown) while another uses it: the descriptor is
+/// atomic, and closing swaps it for -1 before the close, exactly once.
+final class Socket: Sendable {
+    private let handle: Atomic<Int32>
     /// "host:port" of the other end (or of the listening address), for messages.
     let endpoint: String
 
+    /// The file descriptor (-1 once closed).
+    var descriptor: Int32 { handle.load(ordering: .acquiring) }
+
     private init(descriptor: Int32, endpoint: String) {
-        self.descriptor = descriptor
+        self.handle = Atomic(descriptor)
         self.endpoint = endpoint
     }
 
     deinit { close() }
 
     func close() {
-        if descriptor >= 0 {
-            _ = Glibc.close(descriptor)
-            descriptor = -1
-        }
+        let old = handle.exchange(-1, ordering: .acquiringAndReleasing)
+        if old >= 0 { _ = Glibc.close(old) }
     }
 
     /// Stops both directions; a blocked peer read returns end-of-file.

@@ -184,8 +184,7 @@ extension TCPTransport {
 
     /// Tells both neighbours about `error` (an abort frame, or a close when a frame is half sent).
     public func abort(_ error: CollectiveError) {
-        guard aborted == nil else { return }
-        aborted = error
+        guard markAborted(error) else { return }
         if let abortHandler {
             // Elastic mode: the membership layer tells everyone; the streams stay realignable.
             abortHandler(error)

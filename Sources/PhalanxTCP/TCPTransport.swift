@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PhalanxCollectives
+import Synchronization
 
 /// The ring transport over TCP: one authenticated connection to each neighbour, data sent
 /// straight from and received straight into the caller's memory, both directions at once.
@@ -15,17 +16,52 @@ public final class TCPTransport: Transport, @unchecked Sendable {
     public let worldSize: Int
     /// The membership epoch this ring was built for.
     public let epoch: UInt64
-    /// The connection to the right neighbour (we send on it).
-    private(set) var right: Socket?
-    /// The connection from the left neighbour (we receive on it).
-    private(set) var left: Socket?
     let logger: Logger
-    var aborted: CollectiveError?
-    /// Where the last exchange left the outgoing stream when it stopped mid-frame (nil: at a
-    /// frame boundary).
-    var outgoingRemainder: OutgoingRemainder?
+    /// Everything that changes after the ring is built. The training thread uses the
+    /// transport, but `close` and `abort` may come from another one: one lock guards it all
+    /// (taken a few times per exchange, never while waiting on a socket).
+    private let links: Mutex<Links>
+
+    /// The transport's mutable state.
+    struct Links {
+        /// The connection to the right neighbour (we send on it).
+        var right: Socket?
+        /// The connection from the left neighbour (we receive on it).
+        var left: Socket?
+        /// Why the transport was aborted, once it was.
+        var aborted: CollectiveError?
+        /// Where the last exchange left the outgoing stream when it stopped mid-frame (nil: at a
+        /// frame boundary).
+        var outgoingRemainder: OutgoingRemainder?
+        /// Where the last exchange left the incoming stream when it stopped mid-frame.
+        var incomingRemainder: IncomingRemainder?
+    }
+
+    /// The connection to the right neighbour (we send on it).
+    var right: Socket? { links.withLock { $0.right } }
+    /// The connection from the left neighbour (we receive on it).
+    var left: Socket? { links.withLock { $0.left } }
+    /// Why the transport was aborted, once it was.
+    var aborted: CollectiveError? { links.withLock { $0.aborted } }
+    /// Where the last exchange left the outgoing stream when it stopped mid-frame.
+    var outgoingRemainder: OutgoingRemainder? {
+        get { links.withLock { $0.outgoingRemainder } }
+        set { links.withLock { $0.outgoingRemainder = newValue } }
+    }
     /// Where the last exchange left the incoming stream when it stopped mid-frame.
-    var incomingRemainder: IncomingRemainder?
+    var incomingRemainder: IncomingRemainder? {
+        get { links.withLock { $0.incomingRemainder } }
+        set { links.withLock { $0.incomingRemainder = newValue } }
+    }
+
+    /// Records `error` as the reason of the abort; false when the transport was aborted already.
+    func markAborted(_ error: CollectiveError) -> Bool {
+        links.withLock { state in
+            guard state.aborted == nil else { return false }
+            state.aborted = error
+            return true
+        }
+    }
     /// Elastic mode: another thread may stop an exchange through it.
     let interruption: Interruption?
     /// Elastic mode: called instead of sending abort frames, so the connections stay usable.
@@ -38,8 +74,7 @@ public final class TCPTransport: Transport, @unchecked Sendable {
         self.rank = rank
         self.worldSize = worldSize
         self.epoch = epoch
-        self.right = right
-        self.left = left
+        self.links = Mutex(Links(right: right, left: left))
         self.logger = logger
         self.interruption = interruption
         self.abortHandler = abortHandler
@@ -58,8 +93,10 @@ public final class TCPTransport: Transport, @unchecked Sendable {
 
     /// Hands both connections over (to the next epoch's transport); this one no longer owns them.
     func detachConnections() -> (right: Socket?, left: Socket?) {
-        defer { right = nil; left = nil }
-        return (right, left)
+        links.withLock { state in
+            defer { state.right = nil; state.left = nil }
+            return (state.right, state.left)
+        }
     }
 
     // MARK: Connecting

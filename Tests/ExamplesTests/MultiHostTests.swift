@@ -9,24 +9,20 @@ import Testing
 struct MultiHostTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
-    /// The test hosts: namespaces at 10.77.S.2 and 10.77.S.3 on a bridge at 10.77.S.1.
+    /// The test hosts (namespaces at 10.77.S.2 and 10.77.S.3) and mpirun's hostfile for them.
     struct Hosts {
-        let prefix: String
+        let namespaces: NamespaceHosts
         let hostfile: String
-        let subnet: Int
-        var network: String { "10.77.\(subnet).0/24" }
-        func address(_ index: Int) -> String { "10.77.\(subnet).\(index + 2)" }
+        var prefix: String { namespaces.prefix }
+        var network: String { namespaces.network }
+        func address(_ index: Int) -> String { namespaces.address(index) }
     }
 
     /// Runs `body` with two namespace hosts on a subnet of their own, removed afterwards.
     static func withHosts(_ body: (Hosts) throws -> Void) throws {
-        let prefix = "phx" + String(UUID().uuidString.prefix(4)).lowercased()
-        let subnet = Int.random(in: 1...250)
-        let script = "\(repository)/scripts/netns-hosts.sh"
-        let up = try WorkerProcesses(executable: script, arguments: ["up", prefix, "2", "\(subnet)"], count: 1) { _ in [:] }.wait(timeout: .seconds(30))[0]
-        defer { _ = try? WorkerProcesses(executable: script, arguments: ["down", prefix, "2"], count: 1) { _ in [:] }.wait(timeout: .seconds(30)) }
-        try #require(up.status == 0, "could not create the namespaces: \(up.stderr)")
-        let hosts = Hosts(prefix: prefix, hostfile: NSTemporaryDirectory() + "\(prefix)-hosts", subnet: subnet)
+        let namespaces = try NamespaceHosts(repository: repository, count: 2)
+        defer { namespaces.remove() }
+        let hosts = Hosts(namespaces: namespaces, hostfile: NSTemporaryDirectory() + "\(namespaces.prefix)-hosts")
         try "\(hosts.address(0)) slots=2\n\(hosts.address(1)) slots=2\n".write(toFile: hosts.hostfile, atomically: true, encoding: .utf8)
         try body(hosts)
     }

@@ -18,12 +18,15 @@ final class ElasticJob {
     let directory: String
     let worldSize: Int
 
-    init(worldSize: Int, steps: Int, extra: [String] = [], directory: String? = nil) throws {
+    /// With `hosts`, member `r` runs in namespace host `r % hosts.count` and the rendezvous and
+    /// witness listen on the hosts' bridge.
+    init(worldSize: Int, steps: Int, extra: [String] = [], directory: String? = nil, hosts: NamespaceHosts? = nil) throws {
         let secret = JobCredentials.randomSecret()
         let credentials = JobCredentials(jobID: "elastic-test", secret: Array(secret.utf8))
-        server = try RendezvousServer(host: "127.0.0.1", port: 0, worldSize: worldSize, credentials: credentials, timeout: .seconds(60))
+        let host = hosts?.bridgeAddress ?? "127.0.0.1"
+        server = try RendezvousServer(host: host, port: 0, worldSize: worldSize, credentials: credentials, timeout: .seconds(60))
         server.start()
-        witness = try WitnessServer(host: "127.0.0.1", credentials: credentials)
+        witness = try WitnessServer(host: host, credentials: credentials)
         witness.start()
         let witnessAddress = witness.environmentValue
         let directory = directory ?? ElasticJob.temporaryDirectory()
@@ -32,15 +35,18 @@ final class ElasticJob {
         self.worldSize = worldSize
         let port = server.port
         let arguments = ElasticJob.baseArguments + ["--steps", "\(steps)", "--save", "\(directory)/weights-{member}.safetensors"] + extra
-        workers = try WorkerProcesses(executable: "DigitsMLP", arguments: arguments, count: worldSize) { rank in
-            ElasticJob.environment(rank: rank, worldSize: worldSize, port: port, secret: secret, directory: directory, witness: witnessAddress)
+        let trainer = WorkerProcesses.binaryDirectory.appendingPathComponent("DigitsMLP").path
+        let launch = hosts == nil ? (executable: trainer, arguments: arguments) : NamespaceHosts.inNamespace(trainer, arguments)
+        workers = try WorkerProcesses(executable: launch.executable, arguments: launch.arguments, count: worldSize) { rank in
+            ElasticJob.environment(rank: rank, worldSize: worldSize, port: port, secret: secret, directory: directory, witness: witnessAddress, master: host)
+                .merging(hosts.map { $0.environment(on: rank % $0.count) } ?? [:]) { _, new in new }
         }
     }
 
-    static func environment(rank: Int, worldSize: Int, port: UInt16, secret: String, directory: String, witness: String) -> [String: String] {
+    static func environment(rank: Int, worldSize: Int, port: UInt16, secret: String, directory: String, witness: String, master: String = "127.0.0.1") -> [String: String] {
         [
             "PHALANX_WITNESS": witness,
-            "PHALANX_RANK": "\(rank)", "PHALANX_WORLD_SIZE": "\(worldSize)", "PHALANX_MASTER_ADDR": "127.0.0.1",
+            "PHALANX_RANK": "\(rank)", "PHALANX_WORLD_SIZE": "\(worldSize)", "PHALANX_MASTER_ADDR": master,
             "PHALANX_MASTER_PORT": "\(port)", "PHALANX_RENDEZVOUS_EXTERNAL": "1", "PHALANX_JOB_ID": "elastic-test",
             "PHALANX_JOB_SECRET": secret, "PHALANX_PEERS_FILE": "\(directory)/peers", "OPENBLAS_NUM_THREADS": "1",
         ]

@@ -41,7 +41,9 @@ import Testing
     }
 
     @Test func aReplacementJoinsAfterAKillAndAStrangerIsRefused() throws {
-        let steps = 150
+        // 10 ms a step: the job runs 5 s after the kill, time for the stranger's refusal and the
+        // replacement's start even on a loaded machine.
+        let steps = 500
         let job = try ElasticJob(worldSize: 3, steps: steps, extra: ["--step-delay-ms", "10", "--fault", "kill:1:30"])
         #expect(job.workers.waitForMarker("\"event\":\"change\"", ranks: [0, 2], timeout: .seconds(30)))
         // A process with the wrong secret tries first: refused, and the job goes on.

@@ -172,6 +172,13 @@ extension MembershipCore {
 
     /// The round failed (no quorum in time): try again later, further apart each time.
     mutating func failRound(_ out: inout [MembershipAction]) {
+        if let current = round {
+            let reached: Set<Int> = switch current.stage {
+            case .preparing: Set(current.promises.keys)
+            case .accepting: current.accepts
+            }
+            out.append(.noQuorum(epoch: membership.epoch, reached: reached.sorted(), members: membership.members.count))
+        }
         round = nil
         cancel(.roundDeadline)
         failedRounds += 1

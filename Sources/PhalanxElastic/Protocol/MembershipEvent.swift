@@ -77,4 +77,8 @@ public enum MembershipAction: Hashable, Sendable {
     case evicted(reason: String)
     /// The job stops here (below the minimum, or no intact state is left).
     case stop(reason: String)
+    /// A round of this coordinator ended without a quorum: only the members in `reached` (of
+    /// `members`) answered. Training stays stopped; the coordinator tries again later. A
+    /// driver says so, so that a minority cut off from the others tells why it waits.
+    case noQuorum(epoch: UInt64, reached: [Int], members: Int)
 }

@@ -202,6 +202,8 @@ public struct Simulation {
                 trace { "p\(index) evicted: \(reason)" }
             case let .stop(reason):
                 trace { "p\(index) stops: \(reason)" }
+            case let .noQuorum(epoch, reached, members):
+                trace { "p\(index) found no quorum to leave epoch \(epoch): \(reached) of \(members) answered" }
             }
         }
     }
