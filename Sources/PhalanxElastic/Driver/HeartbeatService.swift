@@ -1,8 +1,6 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Logging
+import PhalanxTCP
 
 /// Liveness between ring neighbours over UDP, so that a member that hangs with its connections
 /// open (SIGSTOP, a stuck thread) is noticed even while nobody is in a collective.
@@ -31,7 +29,7 @@ public final class HeartbeatService: @unchecked Sendable {
         set { lock.lock(); alertHandler = newValue; lock.unlock() }
     }
 
-    private let descriptor: Int32
+    private let socket: DatagramSocket
     private let credentials: JobCredentials
     private let logger: Logger
     private let lock = NSLock()
@@ -39,7 +37,7 @@ public final class HeartbeatService: @unchecked Sendable {
     private var alertHandler: (@Sendable (Int) -> Void)?
     private var selfID = MemberNode.newcomerID
     private var epoch: UInt64 = 0
-    private var peers: [(id: Int, address: sockaddr_in)] = []
+    private var peers: [(id: Int, address: DatagramSocket.Destination)] = []
     private var suspicious = true
     private var lastHeard: [Int: ContinuousClock.Instant] = [:]
     private var reported: Set<Int> = []
@@ -53,18 +51,7 @@ public final class HeartbeatService: @unchecked Sendable {
     /// - Throws: `SocketError` when the port cannot be bound.
     public init(host: String, port: UInt16, credentials: JobCredentials, interval: Duration = .milliseconds(200),
                 timeout: Duration = .seconds(2), logger: Logger = Logger(label: "phalanx.heartbeat")) throws {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw SocketError("socket(UDP)", endpoint: "\(host):\(port)", errno: errno) }
-        var address = try Socket.resolve(host, port: port)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else {
-            let code = errno
-            Glibc.close(fd)
-            throw SocketError("bind(UDP)", endpoint: "\(host):\(port)", errno: code)
-        }
-        descriptor = fd
+        socket = try DatagramSocket(host: host, port: port)
         self.credentials = credentials
         self.interval = interval
         self.timeout = timeout
@@ -73,7 +60,7 @@ public final class HeartbeatService: @unchecked Sendable {
 
     deinit {
         stop()
-        Glibc.close(descriptor)
+        socket.close()
     }
 
     /// Starts the heartbeat thread.
@@ -96,7 +83,7 @@ public final class HeartbeatService: @unchecked Sendable {
     /// epoch before count too: a neighbour may still be catching up), as member `id`. Each
     /// peer's silence is counted from now.
     public func watch(id: Int, epoch: UInt64, peers: [MemberAddress]) {
-        let resolved = peers.compactMap { peer in (try? Socket.resolve(peer.host, port: peer.port)).map { (peer.id, $0) } }
+        let resolved = peers.compactMap { peer in (try? DatagramSocket.destination(host: peer.host, port: peer.port)).map { (peer.id, $0) } }
         lock.lock()
         selfID = id
         self.epoch = epoch
@@ -119,35 +106,36 @@ public final class HeartbeatService: @unchecked Sendable {
     /// Sends an alert for `epoch` from member `id` to every address, now.
     public func alert(id: Int, epoch: UInt64, to addresses: [MemberAddress]) {
         for address in addresses {
-            if let target = try? Socket.resolve(address.host, port: address.port) { send(kind: 2, id: id, epoch: epoch, to: target) }
+            if let target = try? DatagramSocket.destination(host: address.host, port: address.port) { send(kind: 2, id: id, epoch: epoch, to: target) }
         }
     }
 
     private func packet(kind: UInt8, id: Int, epoch: UInt64, sequence: UInt32) -> [UInt8] {
-        var body = Array("PHXB".utf8) + [kind, 0, 0, 0] + Wire.bytes(epoch) + Wire.bytes(UInt32(truncatingIfNeeded: id)) + Wire.bytes(sequence)
-        body += HMAC.sha256(key: credentials.secret, message: Array(credentials.jobID.utf8) + body).prefix(16)
-        return body
+        let body = Array("PHXB".utf8) + [kind, 0, 0, 0] + Self.bigEndian(epoch, bytes: 8) + Self.bigEndian(UInt64(UInt32(truncatingIfNeeded: id)), bytes: 4)
+            + Self.bigEndian(UInt64(sequence), bytes: 4)
+        return body + credentials.tag(body)
     }
 
-    private func send(kind: UInt8, id: Int, epoch: UInt64, to address: sockaddr_in) {
+    /// `value`'s low `bytes` bytes, most significant first.
+    static func bigEndian(_ value: UInt64, bytes: Int) -> [UInt8] {
+        (0..<bytes).map { UInt8(truncatingIfNeeded: value >> UInt64(8 * (bytes - 1 - $0))) }
+    }
+
+    /// The big-endian number in `bytes[offset ..< offset + count]`.
+    static func number(_ bytes: [UInt8], at offset: Int, count: Int) -> UInt64 {
+        bytes[offset..<(offset + count)].reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    private func send(kind: UInt8, id: Int, epoch: UInt64, to address: DatagramSocket.Destination) {
         lock.lock()
         sequence &+= 1
         let number = sequence
         lock.unlock()
-        let bytes = packet(kind: kind, id: id, epoch: epoch, sequence: number)
-        var target = address
-        _ = bytes.withUnsafeBytes { raw in
-            withUnsafePointer(to: &target) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(descriptor, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT), $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-        }
+        socket.send(packet(kind: kind, id: id, epoch: epoch, sequence: number), to: address)
     }
 
     private func loop() {
         var nextBeat = ContinuousClock.now
-        var buffer = [UInt8](repeating: 0, count: 256)
         while true {
             lock.lock()
             let done = stopped
@@ -160,23 +148,18 @@ public final class HeartbeatService: @unchecked Sendable {
                 nextBeat = now + interval
                 checkSilence(now: now)
             }
-            var entry = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            guard poll(&entry, 1, max(1, Deadline(nextBeat).pollMilliseconds)) > 0 else { continue }
-            while true {
-                let n = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-                if n <= 0 { break }
-                receive(Array(buffer[0..<n]))
-            }
+            let wait = max(1, (nextBeat - ContinuousClock.now) / .milliseconds(1))
+            guard socket.waitReadable(milliseconds: Int32(clamping: Int(wait))) else { continue }
+            while let datagram = socket.receive() { receive(datagram) }
         }
     }
 
     private func receive(_ bytes: [UInt8]) {
         guard bytes.count == Self.packetSize, Array(bytes[0..<4]) == Array("PHXB".utf8) else { return }
-        let expected = HMAC.sha256(key: credentials.secret, message: Array(credentials.jobID.utf8) + bytes[0..<24]).prefix(16)
-        guard HMAC.constantTimeEqual(Array(expected), Array(bytes[24..<40])) else { return }
+        guard credentials.verify(tag: Array(bytes[24..<40]), of: Array(bytes[0..<24])) else { return }
         let kind = bytes[4]
-        let epoch = Wire.uint64(bytes, at: 8)
-        let sender = Int(Wire.uint32(bytes, at: 16))
+        let epoch = Self.number(bytes, at: 8, count: 8)
+        let sender = Int(Self.number(bytes, at: 16, count: 4))
         lock.lock()
         let current = self.epoch
         let watched = lastHeard[sender] != nil
