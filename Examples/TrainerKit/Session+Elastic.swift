@@ -9,7 +9,7 @@ extension Session {
     func runElastic() throws {
         var elastic = ElasticOptions()
         if let minimum = options.minMembers ?? ProcessInfo.processInfo.environment["PHALANX_MIN_MEMBERS"].flatMap(Int.init) { elastic.minimumMembers = minimum }
-        elastic.checkpointDirectory = options.checkpointDir
+        elastic.checkpointDirectory = options.checkpointDirectory
         elastic.checkpointEvery = options.checkpointEvery
         if let ms = options.failureTimeoutMs {
             elastic.failureTimeout = .milliseconds(ms)
@@ -100,7 +100,7 @@ extension Session {
 
     /// Writes the committed state now (stopping on a signal), if checkpoints are configured.
     func saveCheckpoint(_ state: ElasticState, worldSize: Int) throws -> String? {
-        guard let directory = options.checkpointDir else { return nil }
+        guard let directory = options.checkpointDirectory else { return nil }
         let store = try CheckpointStore(directory: directory, keep: 3)
         return try store.save(try state.checkpointSnapshot(epoch: sampler.epoch(ofStep: state.step), dataCursor: state.step, worldSize: worldSize))
     }

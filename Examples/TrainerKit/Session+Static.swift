@@ -20,7 +20,7 @@ extension Session {
         // state, step, optimizer step count).
         let state = ElasticState(model: model, optimizer: optimizer, policy: .inPlace)
         var writer: AsyncCheckpointWriter?
-        if let directory = options.checkpointDir {
+        if let directory = options.checkpointDirectory {
             let store = try CheckpointStore(directory: directory, keep: 3)
             if rank == 0 {
                 let (latest, skipped) = store.latestValid()

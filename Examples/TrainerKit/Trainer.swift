@@ -9,7 +9,7 @@ import PhalanxTelemetry
 /// TCP or MPI, or an elastic job; with checkpoints, telemetry and fault injection.
 public enum Trainer {
     /// Parses nothing: runs `task` with `options` and exits the process with the outcome
-    /// (0 done, 1 failed, 143 stopped by a signal after saving).
+    /// (0 done, 1 failed, 75 no live member to join, 143 stopped by a signal after saving).
     public static func main(_ task: TrainingTask, _ options: TrainerOptions) -> Never {
         do {
             try run(task, options)
@@ -17,6 +17,11 @@ public enum Trainer {
         } catch let finished as ElasticError where finished.isJobFinished {
             FileHandle.standardError.write(Data("\(task.name): \(finished)\n".utf8))
             exit(0)
+        } catch let unreachable as ElasticError where unreachable.isJobUnreachable {
+            // No member of the job admitted this process: a launcher may start the job again
+            // from its durable checkpoints (phalanx-run does).
+            FileHandle.standardError.write(Data("\(task.name): \(unreachable)\n".utf8))
+            exit(Trainer.jobUnreachableStatus)
         } catch let stop as Stopped {
             FileHandle.standardError.write(Data("\(task.name): \(stop.description)\n".utf8))
             exit(143)
@@ -25,6 +30,9 @@ public enum Trainer {
             exit(1)
         }
     }
+
+    /// The exit status of a process that found no live member of its job to join (EX_TEMPFAIL).
+    public static let jobUnreachableStatus: Int32 = 75
 
     /// The launch mode from the options and the environment.
     static func mode(_ options: TrainerOptions) -> String {

@@ -55,6 +55,10 @@ public struct TrainerOptions: ParsableArguments {
 
     public init() {}
 
+    /// The durable checkpoint directory: `--checkpoint-dir`, else `PHALANX_CHECKPOINT_DIR` (what
+    /// phalanx-run sets, so that a job that lost every member resumes from disk).
+    public var checkpointDirectory: String? { checkpointDir ?? ProcessInfo.processInfo.environment["PHALANX_CHECKPOINT_DIR"] }
+
     /// The directory for metrics, timeline and plot, if any.
     public var outputDirectory: String? { outDir ?? ProcessInfo.processInfo.environment["PHALANX_OUT_DIR"] }
 

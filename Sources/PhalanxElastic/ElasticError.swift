@@ -37,6 +37,13 @@ public enum ElasticError: Error, CustomStringConvertible, Sendable, Equatable {
 }
 
 extension ElasticError {
+    /// Whether this is `.noMemberReachable`: no live member of the job admitted this process
+    /// (every member it knew of is gone or cut off). A launcher may restart the job from its
+    /// durable checkpoints.
+    public var isJobUnreachable: Bool {
+        if case .noMemberReachable = self { true } else { false }
+    }
+
     /// Whether this is `.jobFinished` (a process that came too late exits successfully).
     public var isJobFinished: Bool {
         if case .jobFinished = self { true } else { false }

@@ -23,12 +23,13 @@ extension ElasticMember {
         lock.lock()
         let resumed = route(core.setLastStep(lastStep))
         let initial = core.decisions.isEmpty && core.isMember && core.membership.epoch == 1 && state.step == 0 && !ranBefore
+        let first = core.membership.position(of: id) == 0
         ranBefore = true
         lock.unlock()
         perform(resumed)
         if let directory = options.checkpointDirectory {
             let store = try CheckpointStore(directory: directory, keep: options.checkpointsKept)
-            if initial, ring.rank == 0 {
+            if initial, first {
                 let (latest, skipped) = store.latestValid()
                 for reason in skipped { logger.warning("skipping checkpoint: \(reason)") }
                 if let latest {
@@ -84,6 +85,14 @@ extension ElasticMember {
     /// The first members' start: everyone takes member 0's state (it may have resumed from a
     /// checkpoint). A failure here is a failure of the first step.
     func synchronizeInitially(_ state: ElasticState) throws {
+        do {
+            try buildPendingRing()
+        } catch {
+            let reason = "the first ring could not be built: \((error as? CollectiveError)?.message ?? "\(error)")"
+            noteDetected(reason, step: state.step, state: state)
+            if !answerStop(state) { feed(.stepFailed(suspects: [], reason: reason)) }
+            return
+        }
         do {
             try state.sync(over: ring, from: 0, options: collectiveOptions)
             if state.step > 0 { feed(.stepCommitted(step: state.step)) }

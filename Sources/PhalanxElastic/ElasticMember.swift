@@ -181,10 +181,15 @@ public final class ElasticMember: @unchecked Sendable {
         let outside = member.route(actions)
         member.lock.unlock()
         member.perform(outside)
-        // The first ring is built here, so that a member that cannot reach its neighbours fails
-        // at start, as a static job would.
+        // The first ring is built here. A neighbour that died since it registered (a fault
+        // during the start) is the first step's failure: `run` leaves it to the protocol, and
+        // the others go on without it.
         try member.takeInstallRing()
-        try member.buildPendingRing()
+        do {
+            try member.buildPendingRing()
+        } catch {
+            logger.warning("member \(environment.rank) could not build the first ring (\(error)); the members agree on one without the missing member")
+        }
         return member
     }
 

@@ -106,6 +106,13 @@ public final class RendezvousServer: @unchecked Sendable {
         thread.start()
     }
 
+    /// Whether the rendezvous is over (every rank registered and got the table, or it failed).
+    public var isFinished: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return outcome != nil
+    }
+
     /// Waits for the background thread; returns the table or the failure.
     public func wait() -> Result<PeerTable, SocketError> {
         lock.lock()
@@ -143,6 +150,12 @@ public final class RendezvousServer: @unchecked Sendable {
                 let rest = try socket.readExactly(hostLength + 2, deadline: step)
                 let host = String(decoding: rest[0..<hostLength], as: UTF8.self)
                 let port = UInt16(rest[hostLength]) << 8 | UInt16(rest[hostLength + 1])
+                // A rank whose earlier registrant died (its connection closed) may register again:
+                // a launcher restarts a worker that died before the job formed.
+                if size == worldSize, rank == peer.rank, let (old, _) = clients[rank], old.peerClosed() {
+                    logger.warning("rendezvous: rank \(rank) registered again (its first registrant is gone)")
+                    clients[rank] = nil
+                }
                 guard size == worldSize, rank == peer.rank, rank >= 0, rank < worldSize, clients[rank] == nil else {
                     let reason = "rank \(rank) of \(size) does not fit a job of \(worldSize) ranks\(clients[rank] != nil ? " (rank taken)" : "")"
                     send(error: reason, to: socket, deadline: step)

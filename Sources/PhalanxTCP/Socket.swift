@@ -26,6 +26,18 @@ final class Socket: Sendable {
         if old >= 0 { _ = Glibc.close(old) }
     }
 
+    /// Whether the other end has closed the connection (or it failed): a readable socket
+    /// with nothing to read. Never blocks; data waiting to be read means it is open.
+    func peerClosed() -> Bool {
+        let fd = descriptor
+        guard fd >= 0 else { return true }
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&entry, 1, 0) > 0 else { return false }
+        if entry.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 { return true }
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 0
+    }
+
     /// Stops both directions; a blocked peer read returns end-of-file.
     func shutdown() { if descriptor >= 0 { _ = Glibc.shutdown(descriptor, Int32(SHUT_RDWR)) } }
 

@@ -26,6 +26,8 @@ struct ChaosCommand: ParsableCommand {
     var timeout = 600.0
     @Option(help: "Write the faulty job's output (launcher and workers) to this file.")
     var log: String?
+    @Option(help: "phalanx-run's --stall-timeout: seconds without a checkpoint before the job starts again from the newest one.")
+    var stallTimeout: Double = 15
     @Flag(help: "Print one JSON line instead of the report.")
     var json = false
 
@@ -68,7 +70,7 @@ struct ChaosCommand: ParsableCommand {
         let launcher = Process()
         launcher.executableURL = directory.appendingPathComponent("phalanx-run")
         launcher.arguments = [
-            "--nproc", "\(workers)", "--max-restarts", "100000", "--", directory.appendingPathComponent("DigitsMLP").path,
+            "--nproc", "\(workers)", "--max-restarts", "100000", "--max-resumes", "1000", "--stall-timeout", "\(stallTimeout)", "--", directory.appendingPathComponent("DigitsMLP").path,
             "--epochs", "\(epochs)", "--step-delay-ms", "\(stepDelayMs)", "--save", "\(output)/w-{member}.safetensors", "--print-every", "1000000",
         ]
         var sink = FileHandle(forWritingAtPath: "/dev/null")

@@ -17,6 +17,9 @@ struct PhalanxRun: ParsableCommand {
 
             Each worker gets PHALANX_RANK, PHALANX_WORLD_SIZE, PHALANX_MASTER_ADDR/PORT (this launcher hosts the
             rendezvous), a fresh PHALANX_JOB_SECRET, PHALANX_ELASTIC=1 and PHALANX_PEERS_FILE (for joiners).
+            Workers write durable checkpoints (PHALANX_CHECKPOINT_DIR). When the job loses every member (a worker
+            finds no live member to join, or --stall-timeout passes without a checkpoint), the workers left are
+            killed and the job starts again from its newest checkpoint, up to --max-resumes times.
             Exit status: 0 when the job finished (after any recoveries), 1 when a worker failed beyond the
             restart budget or no worker finished, 130 after Ctrl-C/SIGTERM (workers stopped, checkpoint saved).
             """)
@@ -31,6 +34,12 @@ struct PhalanxRun: ParsableCommand {
     var masterAddr = "127.0.0.1"
     @Option(help: "Rendezvous port (0: any free port).")
     var masterPort: UInt16 = 0
+    @Option(help: "Durable checkpoints (PHALANX_CHECKPOINT_DIR for the workers); default: a scratch directory removed at exit.")
+    var checkpointDir: String?
+    @Option(help: "Times the whole job may be started again from its newest checkpoint after it lost every member.")
+    var maxResumes = 3
+    @Option(help: "Also start again from the newest checkpoint when none was written for this many seconds (0: off).")
+    var stallTimeout: Double = 0
     @Option(help: "Directory for the workers' metrics, timelines and plot (PHALANX_OUT_DIR); the timelines are merged into timeline.json at the end.")
     var outDir: String?
     @Argument(parsing: .captureForPassthrough, help: "The trainer and its arguments (after --).")
@@ -39,6 +48,8 @@ struct PhalanxRun: ParsableCommand {
     func validate() throws {
         guard nproc >= 1 else { throw ValidationError("--nproc must be at least 1") }
         guard maxRestarts >= 0 else { throw ValidationError("--max-restarts must be ≥ 0") }
+        guard maxResumes >= 0 else { throw ValidationError("--max-resumes must be ≥ 0") }
+        guard stallTimeout >= 0 else { throw ValidationError("--stall-timeout must be ≥ 0") }
         if let minNproc, minNproc < 1 || minNproc > nproc { throw ValidationError("--min-nproc must be between 1 and --nproc") }
         guard !command.filter({ $0 != "--" }).isEmpty else { throw ValidationError("give the trainer after --") }
     }
@@ -47,30 +58,39 @@ struct PhalanxRun: ParsableCommand {
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
         let secret = JobCredentials.randomSecret()
         let jobID = "phalanx-run-\(getpid())"
-        let server = try RendezvousServer(
-            host: masterAddr, port: masterPort, worldSize: nproc, credentials: JobCredentials(jobID: jobID, secret: Array(secret.utf8)),
-            timeout: .seconds(300))
-        server.start()
-        // The membership witness: breaks ties of even memberships (half of the workers lost,
-        // or a 2 | 2 partition), so that exactly one side goes on.
-        let witness = try WitnessServer(host: masterAddr, credentials: JobCredentials(jobID: jobID, secret: Array(secret.utf8)))
-        witness.start()
+        let credentials = JobCredentials(jobID: jobID, secret: Array(secret.utf8))
         let scratch = NSTemporaryDirectory() + "phalanx-run-\(getpid())-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         if let outDir { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }
+        let checkpoints = checkpointDir ?? "\(scratch)/checkpoints"
         var environment: [String: String] = [
-            "PHALANX_WORLD_SIZE": "\(nproc)", "PHALANX_MASTER_ADDR": masterAddr, "PHALANX_MASTER_PORT": "\(server.port)",
-            "PHALANX_RENDEZVOUS_EXTERNAL": "1", "PHALANX_JOB_ID": jobID, "PHALANX_JOB_SECRET": secret,
-            "PHALANX_PEERS_FILE": "\(scratch)/peers", "PHALANX_ELASTIC": "1", "PHALANX_WITNESS": witness.environmentValue,
+            "PHALANX_WORLD_SIZE": "\(nproc)", "PHALANX_MASTER_ADDR": masterAddr, "PHALANX_RENDEZVOUS_EXTERNAL": "1",
+            "PHALANX_JOB_ID": jobID, "PHALANX_JOB_SECRET": secret, "PHALANX_ELASTIC": "1", "PHALANX_CHECKPOINT_DIR": checkpoints,
         ]
         if let minNproc { environment["PHALANX_MIN_MEMBERS"] = "\(minNproc)" }
         if let outDir { environment["PHALANX_OUT_DIR"] = outDir }
-
-        let supervisor = Supervisor(arguments: arguments, environment: environment)
+        let (host, firstPort) = (masterAddr, masterPort)
+        // Each incarnation of the job (the first, and each start from the checkpoints after the
+        // job lost every member) has its own rendezvous, witness and peers file.
+        let supervisor = try Supervisor(arguments: arguments, workers: nproc) { number in
+            let server = try RendezvousServer(host: host, port: number == 0 ? firstPort : 0, worldSize: nproc, credentials: credentials, timeout: .seconds(300))
+            server.start()
+            // The membership witness: breaks ties of even memberships (half of the workers
+            // lost, or a 2 | 2 partition), so that exactly one side goes on.
+            let witness = try WitnessServer(host: host, credentials: credentials)
+            witness.start()
+            let variables = environment.merging([
+                "PHALANX_MASTER_PORT": "\(server.port)", "PHALANX_WITNESS": witness.environmentValue,
+                "PHALANX_PEERS_FILE": "\(scratch)/peers-\(number)",
+            ]) { _, new in new }
+            return Supervisor.Generation(number: number, environment: variables, formed: { server.isFinished }, servers: [server, witness])
+        }
         Signals.forward(to: supervisor)
-        for rank in 0..<nproc { try supervisor.spawn(label: "\(rank)", extra: ["PHALANX_RANK": "\(rank)"]) }
-        let outcome = withExtendedLifetime((server, witness)) { supervisor.supervise(maxRestarts: maxRestarts) }
+        try supervisor.startWorkers()
+        var budget = Supervisor.Restarts(maxReplacements: maxRestarts, maxGenerations: maxResumes, checkpoints: checkpoints)
+        if stallTimeout > 0 { budget.stallTimeout = .milliseconds(Int(stallTimeout * 1000)) }
+        let outcome = supervisor.supervise(budget)
         if let outDir {
             mergeTimelines(in: outDir)
             let files = ((try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []).sorted()

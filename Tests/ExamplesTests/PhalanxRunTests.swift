@@ -44,6 +44,36 @@ import Testing
         #expect(metrics.filter { $0["event"] as? String == "step" }.count >= 100)
     }
 
+    @Test func aJobThatLostEveryMemberStartsAgainFromItsCheckpointAndMatchesAFaultFreeRun() throws {
+        let out = Self.directory("resume")
+        let trainer = ["--steps", "400", "--step-delay-ms", "10", "--checkpoint-every", "20"]
+        let job = try Self.launch(["--nproc", "3", "--max-restarts", "10", "--max-resumes", "2"], trainer: trainer + ["--save", "\(out)/w-{member}.safetensors"])
+        #expect(job.waitForMarker("step 100/400", ranks: [0], timeout: .seconds(60)))
+        // Every worker at once: no member is left to hand the state over.
+        let launcher = job.pid(0)
+        let children = (try? String(contentsOfFile: "/proc/\(launcher)/task/\(launcher)/children", encoding: .utf8))?
+            .split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? []
+        #expect(children.count == 3, "\(children)")
+        for child in children { kill(child, SIGKILL) }
+        let output = job.wait(timeout: .seconds(180))[0]
+        #expect(output.status == 0, "\(output.stderr.suffix(2000))")
+        #expect(output.stderr.contains("found no live member of the job"), "\(output.stderr.suffix(2000))")
+        #expect(output.stderr.contains("starting the job again from its newest checkpoint"), "\(output.stderr.suffix(2000))")
+        #expect(output.stderr.contains("resumed from"), "\(output.stderr.suffix(2000))")
+        #expect(output.stdout.components(separatedBy: "held-out accuracy").count - 1 == 3, "three workers finish: \(output.stdout.suffix(1000))")
+
+        let intact = Self.directory("intact")
+        let reference = try Self.launch(["--nproc", "3"], trainer: trainer + ["--save", "\(intact)/w-{member}.safetensors"]).wait(timeout: .seconds(180))[0]
+        #expect(reference.status == 0, "\(reference.stderr.suffix(800))")
+        let expected = try FinalWeights.load(at: "\(intact)/w-0.safetensors")
+        let files = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasSuffix(".safetensors") }
+        #expect(files.count == 3, "\(files)")
+        for file in files {
+            let difference = FinalWeights.relativeDifference(try FinalWeights.load(at: "\(out)/\(file)"), expected)
+            #expect(difference < 1e-5, "\(file): relative difference \(difference) from the run that lost nobody")
+        }
+    }
+
     @Test func theReadmeQuickStartRunsUnderTheLauncher() throws {
         let output = try WorkerProcesses(
             executable: "phalanx-run", arguments: ["--nproc", "2", "--", ExampleLaunchTests.binary("QuickStart")], count: 1

@@ -28,6 +28,7 @@ final class MessageChannel: @unchecked Sendable {
     private var closed = false
     private var failures: [String: String] = [:]
     private var delivered: Set<String> = []
+    private var failingSince: [String: Date] = [:]
 
     init(node: MemberNode, logger: Logger, handshakeTimeout: Duration, staleAfter: Duration = .seconds(5)) {
         self.node = node
@@ -78,33 +79,43 @@ final class MessageChannel: @unchecked Sendable {
                 record(key, failure: nil, attempted: false)
             } catch {
                 logger.debug("\(message.kind) to \(key) not delivered: \(error)")
-                // Only a refusal by the handshake (another job, a wrong secret) says that
-                // nobody there will ever answer; a closed port may open again elsewhere.
-                record(key, failure: "\(error)".contains("refused us") || error is HandshakeError ? "\(error)" : nil, attempted: true)
+                // A refusal by the handshake (another job, a wrong secret) says that nobody
+                // there will ever answer; a closed port (the process is gone) counts once it
+                // stays closed for a while (`undeliverable`).
+                let refusedByHandshake = "\(error)".contains("refused us") || error is HandshakeError
+                let portClosed = (error as? SocketError)?.errno == ECONNREFUSED
+                record(key, failure: refusedByHandshake || portClosed ? "\(error)" : nil, attempted: true, permanent: refusedByHandshake)
             }
         }
     }
 
-    private func record(_ key: String, failure: String?, attempted: Bool) {
+    private func record(_ key: String, failure: String?, attempted: Bool, permanent: Bool = false) {
         lock.lock()
         defer { lock.unlock() }
         if attempted, failure == nil { return }
         if let failure {
             failures[key] = failure
+            if permanent { failingSince[key] = .distantPast } else if failingSince[key] == nil { failingSince[key] = Date() }
             delivered.remove(key)
         } else {
             failures[key] = nil
+            failingSince[key] = nil
             delivered.insert(key)
         }
     }
 
     /// The reasons the last message to each of `addresses` failed, when the last message to
     /// every one of them failed (nil otherwise): nobody there answers this process now.
-    func undeliverable(_ addresses: [MemberAddress]) -> [String]? {
+    /// A closed port counts once it has refused for `closedFor` (the process is gone, not
+    /// restarting its listener).
+    func undeliverable(_ addresses: [MemberAddress], closedFor: TimeInterval = 3) -> [String]? {
         lock.lock()
         defer { lock.unlock() }
         let keys = addresses.map { "\($0.host):\($0.port)" }
-        guard !keys.isEmpty, keys.allSatisfy({ failures[$0] != nil && !delivered.contains($0) }) else { return nil }
+        let now = Date()
+        guard !keys.isEmpty, keys.allSatisfy({ key in
+            failures[key] != nil && !delivered.contains(key) && failingSince[key].map { now.timeIntervalSince($0) >= closedFor } == true
+        }) else { return nil }
         return keys.map { "\($0) (\(failures[$0] ?? ""))" }
     }
 
