@@ -37,9 +37,14 @@ struct ChaosCommand: ParsableCommand {
         guard bounds.count == 2, bounds[0] <= bounds[1] else { throw ValidationError("--stop-for takes MIN-MAX seconds") }
         let scratch = NSTemporaryDirectory() + "phalanx-chaos-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        let reference = try job(directory: directory, output: "\(scratch)/reference", nemesis: nil)
+        let reference = try job(directory: directory, output: "\(scratch)/reference", nemesis: nil, log: nil)
         let nemesis = ChaosNemesis(killEvery: killEvery > 0 ? killEvery : nil, stopEvery: stopEvery > 0 ? stopEvery : nil, stopFor: bounds[0]...bounds[1])
-        let chaos = try job(directory: directory, output: "\(scratch)/chaos", nemesis: nemesis)
+        let logPath = log ?? "\(scratch)/chaos.log"
+        let chaos = try job(directory: directory, output: "\(scratch)/chaos", nemesis: nemesis, log: logPath)
+        // What the launcher did: replacements started, and starts from the checkpoints.
+        let launcherLines = ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("phalanx-run:") }
+        let replacements = launcherLines.filter { $0.contains("to join in its place") }.count
+        let resumes = launcherLines.filter { $0.contains("starting the job again from its newest checkpoint") }.count
         let referenceWeights = try Self.weights(in: "\(scratch)/reference")
         let chaosWeights = try Self.weights(in: "\(scratch)/chaos")
         guard let baseline = referenceWeights.first else { throw BenchmarkError.wrongResult("the fault-free run wrote no weights") }
@@ -50,7 +55,7 @@ struct ChaosCommand: ParsableCommand {
             "benchmark": "chaos", "workers": workers, "epochs": epochs, "kill_every_s": killEvery, "stop_every_s": stopEvery,
             "kills": kills, "stops": stops, "exit_status": chaos.status, "finished_members": chaosWeights.count,
             "seconds": chaos.seconds, "fault_free_seconds": reference.seconds, "throughput_kept": kept,
-            "max_relative_difference": difference.isFinite ? difference : -1,
+            "max_relative_difference": difference.isFinite ? difference : -1, "replacements": replacements, "resumes": resumes,
         ]
         if json {
             let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
@@ -58,6 +63,7 @@ struct ChaosCommand: ParsableCommand {
         } else {
             print("faults      \(kills) SIGKILL, \(stops) SIGSTOP (\(stopFor) s) over \(String(format: "%.1f", chaos.seconds)) s")
             print("job         exit \(chaos.status), \(chaosWeights.count) member(s) finished")
+            print("launcher    \(replacements) replacement(s) started, \(resumes) start(s) from the newest checkpoint")
             print(String(format: "throughput  %.2f of the fault-free run (%.1f s against %.1f s)", kept, chaos.seconds, reference.seconds))
             print(String(format: "weights     largest relative difference from the fault-free run %.2e", difference))
         }
@@ -65,7 +71,7 @@ struct ChaosCommand: ParsableCommand {
     }
 
     /// Runs the job (with faults when `nemesis` is given); returns its exit status and duration.
-    func job(directory: URL, output: String, nemesis: ChaosNemesis?) throws -> (status: Int32, seconds: Double) {
+    func job(directory: URL, output: String, nemesis: ChaosNemesis?, log: String?) throws -> (status: Int32, seconds: Double) {
         try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
         let launcher = Process()
         launcher.executableURL = directory.appendingPathComponent("phalanx-run")
@@ -74,7 +80,7 @@ struct ChaosCommand: ParsableCommand {
             "--epochs", "\(epochs)", "--step-delay-ms", "\(stepDelayMs)", "--save", "\(output)/w-{member}.safetensors", "--print-every", "1000000",
         ]
         var sink = FileHandle(forWritingAtPath: "/dev/null")
-        if nemesis != nil, let log, FileManager.default.createFile(atPath: log, contents: nil) { sink = FileHandle(forWritingAtPath: log) }
+        if let log, FileManager.default.createFile(atPath: log, contents: nil) { sink = FileHandle(forWritingAtPath: log) }
         launcher.standardOutput = sink
         launcher.standardError = sink
         let started = Date()

@@ -71,8 +71,22 @@ final class Supervisor: @unchecked Sendable {
     /// A line of the launcher's own, prefixed so it stands out from the workers'.
     func say(_ text: String) {
         output.lock()
-        FileHandle.standardError.write(Data("phalanx-run: \(text)\n".utf8))
+        Self.write(Array("phalanx-run: \(text)\n".utf8), to: STDERR_FILENO)
         output.unlock()
+    }
+
+    /// Writes all of `bytes` to `descriptor`, retrying after signals (workers stopped and
+    /// continued interrupt system calls); gives up quietly when the reader is gone.
+    static func write(_ bytes: [UInt8], to descriptor: Int32) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, bytes.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            offset += n
+        }
     }
 
     /// Starts the workers of the current incarnation, ranks 0 ..< N.
@@ -101,36 +115,42 @@ final class Supervisor: @unchecked Sendable {
         process.standardError = err
         let readers = DispatchGroup()
         try process.run()
-        stream(out, prefix: "[\(label)] ", to: FileHandle.standardOutput, group: readers)
-        stream(err, prefix: "[\(label)] ", to: FileHandle.standardError, group: readers)
+        stream(out, prefix: "[\(label)] ", to: STDOUT_FILENO, group: readers)
+        stream(err, prefix: "[\(label)] ", to: STDERR_FILENO, group: readers)
         lock.lock()
         workers.append(Worker(label: label, rank: extra["PHALANX_RANK"].flatMap { Int($0) }, generation: current.number, process: process, readers: readers))
         nextLabel = max(nextLabel, (Int(label) ?? 0) + 1)
         lock.unlock()
     }
 
-    private func stream(_ pipe: Pipe, prefix: String, to sink: FileHandle, group: DispatchGroup) {
+    /// Copies a worker's pipe to `sink` line by line, each line prefixed. Plain `read`/`write`
+    /// with EINTR retried: Foundation's `FileHandle` traps on an interrupted call.
+    private func stream(_ pipe: Pipe, prefix: String, to sink: Int32, group: DispatchGroup) {
         group.enter()
         let handle = pipe.fileHandleForReading
+        let label = Array(prefix.utf8)
         Thread { [output] in
-            var pending = Data()
+            let descriptor = handle.fileDescriptor
+            var pending: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65_536)
             while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
-                pending.append(chunk)
+                let n = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                if n < 0, errno == EINTR { continue }
+                if n <= 0 { break }
+                pending += buffer[0..<n]
                 while let newline = pending.firstIndex(of: 0x0A) {
-                    let line = pending[pending.startIndex...newline]
                     output.lock()
-                    sink.write(Data(prefix.utf8) + line)
+                    Supervisor.write(label + pending[...newline], to: sink)
                     output.unlock()
-                    pending.removeSubrange(pending.startIndex...newline)
+                    pending.removeSubrange(...newline)
                 }
             }
             if !pending.isEmpty {
                 output.lock()
-                sink.write(Data(prefix.utf8) + pending + Data([0x0A]))
+                Supervisor.write(label + pending + [0x0A], to: sink)
                 output.unlock()
             }
+            try? handle.close()
             group.leave()
         }.start()
     }
