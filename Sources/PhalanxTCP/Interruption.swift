@@ -11,7 +11,8 @@ import Foundation
 public final class Interruption: @unchecked Sendable {
     private let lock = NSLock()
     private var state: (reason: String, peer: Int?)?
-    private var pipeDescriptors: [Int32] = [-1, -1]
+    /// The wake-up pipe, made once ([-1, -1] if it could not be).
+    private let pipeDescriptors: [Int32]
 
     /// Makes an untriggered interruption with its wake-up pipe.
     public init() {
@@ -21,8 +22,10 @@ public final class Interruption: @unchecked Sendable {
                 _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL, 0) | O_NONBLOCK)
                 _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             }
-            pipeDescriptors = fds
+        } else {
+            fds = [-1, -1]
         }
+        pipeDescriptors = fds
     }
 
     deinit {
