@@ -88,8 +88,14 @@ public final class ElasticMember: @unchecked Sendable {
 
     /// This member's ring position now (read it on the training thread, like `id`).
     public var rank: Int { ring.rank }
-    /// The number of members now (training thread).
-    public var worldSize: Int { ring.worldSize }
+    /// The number of members now (training thread): the ring's, or before this process built
+    /// its first ring (a newcomer just admitted) the agreed membership's.
+    public var worldSize: Int {
+        guard ringMembership == nil else { return ring.worldSize }
+        lock.lock()
+        defer { lock.unlock() }
+        return max(1, core.membership.members.count)
+    }
     /// The address joiners and members reach this member at (training thread).
     public var address: MemberAddress { node.address(id: id) }
     /// Connections refused by this member's listener (strangers, wrong secrets).

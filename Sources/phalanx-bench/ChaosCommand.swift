@@ -20,6 +20,8 @@ struct ChaosCommand: ParsableCommand {
     var killEvery = 1.0
     @Option(help: "Mean seconds between SIGSTOPs of a random worker (0: none).")
     var stopEvery = 0.0
+    @Option(help: "Mean seconds between SIGKILLs of every worker at once (0: never): the job must start again from its checkpoint.")
+    var killAllEvery = 0.0
     @Option(help: "Seconds a stopped worker stays stopped: MIN-MAX.")
     var stopFor = "2-4"
     @Option(help: "Give up on the job after this many seconds.")
@@ -38,7 +40,9 @@ struct ChaosCommand: ParsableCommand {
         let scratch = NSTemporaryDirectory() + "phalanx-chaos-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let reference = try job(directory: directory, output: "\(scratch)/reference", nemesis: nil, log: nil)
-        let nemesis = ChaosNemesis(killEvery: killEvery > 0 ? killEvery : nil, stopEvery: stopEvery > 0 ? stopEvery : nil, stopFor: bounds[0]...bounds[1])
+        let nemesis = ChaosNemesis(
+            killEvery: killEvery > 0 ? killEvery : nil, stopEvery: stopEvery > 0 ? stopEvery : nil, stopFor: bounds[0]...bounds[1],
+            killAllEvery: killAllEvery > 0 ? killAllEvery : nil)
         let logPath = log ?? "\(scratch)/chaos.log"
         let chaos = try job(directory: directory, output: "\(scratch)/chaos", nemesis: nemesis, log: logPath)
         // What the launcher did: replacements started, and starts from the checkpoints.
@@ -49,11 +53,11 @@ struct ChaosCommand: ParsableCommand {
         let chaosWeights = try Self.weights(in: "\(scratch)/chaos")
         guard let baseline = referenceWeights.first else { throw BenchmarkError.wrongResult("the fault-free run wrote no weights") }
         let difference = chaosWeights.map { FinalWeights.relativeDifference($0, baseline) }.max() ?? .infinity
-        let (kills, stops) = nemesis.injected
+        let (kills, stops, allAtOnce) = nemesis.injected
         let kept = reference.seconds / chaos.seconds
         let line: [String: Any] = [
             "benchmark": "chaos", "workers": workers, "epochs": epochs, "kill_every_s": killEvery, "stop_every_s": stopEvery,
-            "kills": kills, "stops": stops, "exit_status": chaos.status, "finished_members": chaosWeights.count,
+            "kills": kills, "stops": stops, "kill_all_every_s": killAllEvery, "all_killed_at_once": allAtOnce, "exit_status": chaos.status, "finished_members": chaosWeights.count,
             "seconds": chaos.seconds, "fault_free_seconds": reference.seconds, "throughput_kept": kept,
             "max_relative_difference": difference.isFinite ? difference : -1, "replacements": replacements, "resumes": resumes,
         ]
@@ -61,7 +65,7 @@ struct ChaosCommand: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print("faults      \(kills) SIGKILL, \(stops) SIGSTOP (\(stopFor) s) over \(String(format: "%.1f", chaos.seconds)) s")
+            print("faults      \(kills) SIGKILL (\(allAtOnce) times every worker at once), \(stops) SIGSTOP (\(stopFor) s) over \(String(format: "%.1f", chaos.seconds)) s")
             print("job         exit \(chaos.status), \(chaosWeights.count) member(s) finished")
             print("launcher    \(replacements) replacement(s) started, \(resumes) start(s) from the newest checkpoint")
             print(String(format: "throughput  %.2f of the fault-free run (%.1f s against %.1f s)", kept, chaos.seconds, reference.seconds))

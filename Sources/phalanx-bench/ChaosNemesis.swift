@@ -9,24 +9,28 @@ final class ChaosNemesis: @unchecked Sendable {
     let stopEvery: Double?
     /// How long a stopped worker stays stopped (seconds, drawn uniformly).
     let stopFor: ClosedRange<Double>
+    /// Mean seconds between SIGKILLs of every worker at once (nil: never).
+    let killAllEvery: Double?
     // Guarded by `lock`.
     private let lock = NSLock()
     private var kills = 0
     private var stops = 0
+    private var wholeJobKills = 0
     private var random: SystemRandomNumberGenerator
 
-    init(killEvery: Double?, stopEvery: Double?, stopFor: ClosedRange<Double>) {
+    init(killEvery: Double?, stopEvery: Double?, stopFor: ClosedRange<Double>, killAllEvery: Double? = nil) {
         self.killEvery = killEvery
         self.stopEvery = stopEvery
         self.stopFor = stopFor
+        self.killAllEvery = killAllEvery
         self.random = SystemRandomNumberGenerator()
     }
 
-    /// Faults injected so far.
-    var injected: (kills: Int, stops: Int) {
+    /// Faults injected so far (`allAtOnce`: times every worker was killed at once).
+    var injected: (kills: Int, stops: Int, allAtOnce: Int) {
         lock.lock()
         defer { lock.unlock() }
-        return (kills, stops)
+        return (kills, stops, wholeJobKills)
     }
 
     /// The live children of `pid` (the launcher's workers).
@@ -40,6 +44,7 @@ final class ChaosNemesis: @unchecked Sendable {
         let start = Date()
         var nextKill = killEvery.map { start.addingTimeInterval(1 + draw($0)) }
         var nextStop = stopEvery.map { start.addingTimeInterval(1 + draw($0)) }
+        var nextWholeJobKill = killAllEvery.map { start.addingTimeInterval(1 + draw($0)) }
         while launcher.isRunning, Date() < deadline {
             usleep(20_000)
             let now = Date()
@@ -49,6 +54,15 @@ final class ChaosNemesis: @unchecked Sendable {
                     count(kill: true)
                 }
                 nextKill = now.addingTimeInterval(draw(every))
+            }
+            if let due = nextWholeJobKill, now >= due, let every = killAllEvery {
+                let victims = ChaosNemesis.children(of: launcher.processIdentifier)
+                for victim in victims { kill(victim, SIGKILL) }
+                lock.lock()
+                kills += victims.count
+                wholeJobKills += victims.isEmpty ? 0 : 1
+                lock.unlock()
+                nextWholeJobKill = now.addingTimeInterval(draw(every))
             }
             if let due = nextStop, now >= due, let every = stopEvery {
                 if let victim = pick(launcher) {
