@@ -21,7 +21,7 @@ public enum Trainer {
             // No member of the job admitted this process: a launcher may start the job again
             // from its durable checkpoints (phalanx-run does).
             FileHandle.standardError.write(Data("\(task.name): \(unreachable)\n".utf8))
-            exit(Trainer.jobUnreachableStatus)
+            exit(ElasticError.jobUnreachableExitStatus)
         } catch let stop as Stopped {
             FileHandle.standardError.write(Data("\(task.name): \(stop.description)\n".utf8))
             exit(143)
@@ -30,9 +30,6 @@ public enum Trainer {
             exit(1)
         }
     }
-
-    /// The exit status of a process that found no live member of its job to join (EX_TEMPFAIL).
-    public static let jobUnreachableStatus: Int32 = 75
 
     /// The launch mode from the options and the environment.
     static func mode(_ options: TrainerOptions) -> String {

@@ -44,6 +44,11 @@ extension ElasticError {
         if case .noMemberReachable = self { true } else { false }
     }
 
+    /// The exit status by which a worker tells its launcher that it found no live member of
+    /// its job (`isJobUnreachable`; EX_TEMPFAIL): the launcher may start the job again from
+    /// its checkpoints.
+    public static let jobUnreachableExitStatus: Int32 = 75
+
     /// Whether this is `.jobFinished` (a process that came too late exits successfully).
     public var isJobFinished: Bool {
         if case .jobFinished = self { true } else { false }

@@ -7,7 +7,7 @@ import PhalanxCollectives
 ///
 /// `type` 1 is data (the payload follows), 2 is abort (a UTF-8 report follows), 3 is a fence
 /// (no payload) that marks where an elastic ring's kept connection resumes at a new epoch.
-enum Wire {
+public enum Wire {
     static let headerSize = 48
     static let magic: [UInt8] = Array("PHXF".utf8)
 
@@ -18,14 +18,18 @@ enum Wire {
         case fence = 3
     }
 
-    static func bytes(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (24 - 8 * UInt32($0))) } }
-    static func bytes(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * UInt64($0))) } }
+    /// `value`, most significant byte first.
+    public static func bytes(_ value: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: value >> (24 - 8 * UInt32($0))) } }
+    /// `value`, most significant byte first.
+    public static func bytes(_ value: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * UInt64($0))) } }
 
-    static func uint32<C: Collection>(_ b: C, at offset: Int) -> UInt32 where C.Element == UInt8, C.Index == Int {
+    /// The big-endian `UInt32` at `offset`.
+    public static func uint32<C: Collection>(_ b: C, at offset: Int) -> UInt32 where C.Element == UInt8, C.Index == Int {
         (0..<4).reduce(UInt32(0)) { $0 << 8 | UInt32(b[b.startIndex + offset + $1]) }
     }
 
-    static func uint64<C: Collection>(_ b: C, at offset: Int) -> UInt64 where C.Element == UInt8, C.Index == Int {
+    /// The big-endian `UInt64` at `offset`.
+    public static func uint64<C: Collection>(_ b: C, at offset: Int) -> UInt64 where C.Element == UInt8, C.Index == Int {
         (0..<8).reduce(UInt64(0)) { $0 << 8 | UInt64(b[b.startIndex + offset + $1]) }
     }
 

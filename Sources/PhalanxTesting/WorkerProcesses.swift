@@ -96,6 +96,12 @@ public final class WorkerProcesses: @unchecked Sendable {
         }.start()
     }
 
+    /// The live children of process `pid` (a launcher's workers), from /proc.
+    public static func children(of pid: Int32) -> [Int32] {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8) else { return [] }
+        return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
     /// The PID of rank `rank`.
     public func pid(_ rank: Int) -> Int32 { processes[rank].processIdentifier }
 

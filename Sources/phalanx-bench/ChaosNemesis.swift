@@ -1,4 +1,5 @@
 import Foundation
+import PhalanxTesting
 
 /// Injects faults into the workers of a running launcher: SIGKILL and multi-second SIGSTOPs of
 /// random workers (any rank, overlapping), at exponentially distributed intervals.
@@ -33,12 +34,6 @@ final class ChaosNemesis: @unchecked Sendable {
         return (kills, stops, wholeJobKills)
     }
 
-    /// The live children of `pid` (the launcher's workers).
-    static func children(of pid: Int32) -> [Int32] {
-        guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8) else { return [] }
-        return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
-    }
-
     /// Injects faults into the workers of `launcher` until it exits (or `until` passes).
     func run(launcher: Process, until deadline: Date) {
         let start = Date()
@@ -56,7 +51,7 @@ final class ChaosNemesis: @unchecked Sendable {
                 nextKill = now.addingTimeInterval(draw(every))
             }
             if let due = nextWholeJobKill, now >= due, let every = killAllEvery {
-                let victims = ChaosNemesis.children(of: launcher.processIdentifier)
+                let victims = WorkerProcesses.children(of: launcher.processIdentifier)
                 for victim in victims { kill(victim, SIGKILL) }
                 lock.lock()
                 kills += victims.count
@@ -77,7 +72,7 @@ final class ChaosNemesis: @unchecked Sendable {
     }
 
     private func pick(_ launcher: Process) -> Int32? {
-        ChaosNemesis.children(of: launcher.processIdentifier).randomElement()
+        WorkerProcesses.children(of: launcher.processIdentifier).randomElement()
     }
 
     private func count(kill: Bool) {

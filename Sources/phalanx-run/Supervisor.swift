@@ -1,4 +1,5 @@
 import Foundation
+import PhalanxElastic
 
 /// The workers of one `phalanx-run`: starts them, prefixes their output, replaces failures,
 /// and starts the whole job again from its durable checkpoints when no member is left.
@@ -45,7 +46,7 @@ final class Supervisor: @unchecked Sendable {
         /// worker found no live member).
         var stallTimeout: Duration?
         /// The exit status of a worker that found no live member of its job.
-        var unreachableStatus: Int32 = 75
+        var unreachableStatus = ElasticError.jobUnreachableExitStatus
     }
 
     private let arguments: [String]

@@ -50,9 +50,7 @@ import Testing
         let job = try Self.launch(["--nproc", "3", "--max-restarts", "10", "--max-resumes", "2"], trainer: trainer + ["--save", "\(out)/w-{member}.safetensors"])
         #expect(job.waitForMarker("step 100/400", ranks: [0], timeout: .seconds(60)))
         // Every worker at once: no member is left to hand the state over.
-        let launcher = job.pid(0)
-        let children = (try? String(contentsOfFile: "/proc/\(launcher)/task/\(launcher)/children", encoding: .utf8))?
-            .split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? []
+        let children = WorkerProcesses.children(of: job.pid(0))
         #expect(children.count == 3, "\(children)")
         for child in children { kill(child, SIGKILL) }
         let output = job.wait(timeout: .seconds(180))[0]

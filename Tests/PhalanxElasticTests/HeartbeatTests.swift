@@ -42,7 +42,7 @@ import Testing
     }
 }
 
-/// Thread-safe list of strings.
+/// Thread-safe list of strings: `events` is guarded by `lock`.
 final class EventLog: @unchecked Sendable {
     private let lock = NSLock()
     private var events: [String] = []

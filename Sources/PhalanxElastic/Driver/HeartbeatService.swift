@@ -111,19 +111,8 @@ public final class HeartbeatService: @unchecked Sendable {
     }
 
     private func packet(kind: UInt8, id: Int, epoch: UInt64, sequence: UInt32) -> [UInt8] {
-        let body = Array("PHXB".utf8) + [kind, 0, 0, 0] + Self.bigEndian(epoch, bytes: 8) + Self.bigEndian(UInt64(UInt32(truncatingIfNeeded: id)), bytes: 4)
-            + Self.bigEndian(UInt64(sequence), bytes: 4)
+        let body = Array("PHXB".utf8) + [kind, 0, 0, 0] + Wire.bytes(epoch) + Wire.bytes(UInt32(truncatingIfNeeded: id)) + Wire.bytes(sequence)
         return body + credentials.tag(body)
-    }
-
-    /// `value`'s low `bytes` bytes, most significant first.
-    static func bigEndian(_ value: UInt64, bytes: Int) -> [UInt8] {
-        (0..<bytes).map { UInt8(truncatingIfNeeded: value >> UInt64(8 * (bytes - 1 - $0))) }
-    }
-
-    /// The big-endian number in `bytes[offset ..< offset + count]`.
-    static func number(_ bytes: [UInt8], at offset: Int, count: Int) -> UInt64 {
-        bytes[offset..<(offset + count)].reduce(0) { $0 << 8 | UInt64($1) }
     }
 
     private func send(kind: UInt8, id: Int, epoch: UInt64, to address: DatagramSocket.Destination) {
@@ -158,8 +147,8 @@ public final class HeartbeatService: @unchecked Sendable {
         guard bytes.count == Self.packetSize, Array(bytes[0..<4]) == Array("PHXB".utf8) else { return }
         guard credentials.verify(tag: Array(bytes[24..<40]), of: Array(bytes[0..<24])) else { return }
         let kind = bytes[4]
-        let epoch = Self.number(bytes, at: 8, count: 8)
-        let sender = Int(Self.number(bytes, at: 16, count: 4))
+        let epoch = Wire.uint64(bytes, at: 8)
+        let sender = Int(Wire.uint32(bytes, at: 16))
         lock.lock()
         let current = self.epoch
         let watched = lastHeard[sender] != nil

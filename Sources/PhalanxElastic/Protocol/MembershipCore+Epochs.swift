@@ -95,7 +95,7 @@ extension MembershipCore {
         awaitingDataPlane = false
         deferred = []
         round = nil
-        for kind in [MembershipTimer.Kind.awaitCoordinator, .roundDeadline, .retryRound, .retryJoin] { cancel(kind) }
+        cancelAllTimers()
         out.append(.stop(reason: reason))
     }
 
@@ -148,7 +148,7 @@ extension MembershipCore {
         round = nil
         suspects = []
         failedRounds = 0
-        for kind in [MembershipTimer.Kind.awaitCoordinator, .roundDeadline, .retryRound, .retryJoin] { cancel(kind) }
+        cancelAllTimers()
         if let stop = decision.stop {
             membership = decision.membership
             let reason: String

@@ -85,11 +85,8 @@ extension MembershipCore {
 
     /// A newcomer asks this member: the leader starts a change at once (the step in flight
     /// is discarded); the others point it to the leader.
+    /// (A finished member never gets here: `receive` answers every join with "finished".)
     mutating func admit(_ address: MemberAddress, _ out: inout [MembershipAction]) {
-        if phase == .finished {
-            out.append(.send(.finished(step: holding.step), to: address))
-            return
-        }
         if membership.members.contains(where: { Self.sameProcess($0, address) }) {
             // Admitted already: it missed the decision.
             if let last = decisions.last, last.membership.members.contains(where: { Self.sameProcess($0, address) }) {

@@ -202,6 +202,11 @@ public struct MembershipCore: Sendable {
     mutating func cancel(_ kind: MembershipTimer.Kind) {
         timerGenerations[kind] = (timerGenerations[kind] ?? 0) + 1
     }
+
+    /// Cancels every timer (an epoch installed, or the job over for this process).
+    mutating func cancelAllTimers() {
+        for kind in [MembershipTimer.Kind.awaitCoordinator, .roundDeadline, .retryRound, .retryJoin] { cancel(kind) }
+    }
 }
 
 extension MembershipCore {
