@@ -96,7 +96,7 @@ let package = Package(
         .executableTarget(name: "QuickStart", dependencies: ["Phalanx", "PhalanxElastic"], path: "Examples/QuickStart"),
         .executableTarget(
             name: "phalanx-run",
-            dependencies: ["Phalanx", "PhalanxElastic", "PhalanxTelemetry", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Phalanx", "PhalanxElastic", "PhalanxTelemetry", "PhalanxTCP", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // Tests.

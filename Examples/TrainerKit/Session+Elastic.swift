@@ -9,6 +9,7 @@ extension Session {
     func runElastic() throws {
         var elastic = ElasticOptions()
         if let minimum = options.minMembers ?? ProcessInfo.processInfo.environment["PHALANX_MIN_MEMBERS"].flatMap(Int.init) { elastic.minimumMembers = minimum }
+        if let maximum = ProcessInfo.processInfo.environment["PHALANX_MAX_MEMBERS"].flatMap(Int.init) { elastic.maximumMembers = maximum }
         elastic.checkpointDirectory = options.checkpointDirectory
         elastic.checkpointEvery = options.checkpointEvery
         if let ms = options.failureTimeoutMs {

@@ -281,26 +281,33 @@ final class LoneTransport: Transport {
 /// The file where the job's live members are listed for joiners: "# epoch N", then
 /// "host:port" lines (the coordinator of each change rewrites it; an older epoch never
 /// replaces a newer one).
-enum PeersFile {
+public enum PeersFile {
     /// Replaces the file's contents with `membership` unless the file holds a newer epoch
     /// (atomically: written aside, then renamed; two writers race only for equal epochs).
     static func write(_ membership: Membership, to path: String) {
-        if let existing = epoch(path), existing > membership.epoch { return }
+        write(epoch: membership.epoch, addresses: membership.members.map { "\($0.host):\($0.port)" }, to: path)
+    }
+
+    /// Replaces the file's contents with `addresses` ("host:port") of membership `epoch`,
+    /// unless the file holds a newer epoch or says the job finished (a launcher passes on the
+    /// directory it learned from its node rendezvous).
+    public static func write(epoch: UInt64, addresses: [String], to path: String) {
+        if let existing = Self.epoch(path), existing > epoch { return }
         if finishedStep(path) != nil { return }
-        let text = "# epoch \(membership.epoch)\n" + membership.members.map { "\($0.host):\($0.port)\n" }.joined()
+        let text = "# epoch \(epoch)\n" + addresses.map { "\($0)\n" }.joined()
         let temporary = "\(path).\(getpid()).tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else { return }
         if rename(temporary, path) != 0 { unlink(temporary) }
     }
 
     /// The "host:port" lines.
-    static func read(_ path: String) -> [String] {
+    public static func read(_ path: String) -> [String] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
         return text.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("#") }
     }
 
     /// Marks the job finished at `step` (newcomers started later exit at once, successfully).
-    static func markFinished(_ step: Int, in path: String) {
+    public static func markFinished(_ step: Int, in path: String) {
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return }
         let line = "# finished \(step)\n"
@@ -309,7 +316,7 @@ enum PeersFile {
     }
 
     /// The step the job finished at, if a member marked it finished.
-    static func finishedStep(_ path: String) -> Int? {
+    public static func finishedStep(_ path: String) -> Int? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         return text.split(separator: "\n").first { $0.hasPrefix("# finished ") }.flatMap { Int($0.dropFirst("# finished ".count)) }
     }
@@ -318,7 +325,7 @@ enum PeersFile {
     static func addresses(_ path: String) -> [MemberAddress] { read(path).compactMap(ElasticMember.parseAddress) }
 
     /// The epoch the file describes, if it says.
-    static func epoch(_ path: String) -> UInt64? {
+    public static func epoch(_ path: String) -> UInt64? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8), let first = text.split(separator: "\n").first,
               first.hasPrefix("# epoch ") else { return nil }
         return UInt64(first.dropFirst("# epoch ".count))

@@ -45,10 +45,10 @@ public final class MemberNode: @unchecked Sendable {
         case control = 2
     }
 
-    /// Listens on `host` at a free port.
+    /// Listens on `host` at `port` (0: a free port).
     /// - Throws: `SocketError` when the address cannot be bound.
-    public init(host: String, credentials: JobCredentials, logger: Logger = Logger(label: "phalanx.member")) throws {
-        listener = try Socket.listen(host: host, port: 0)
+    public init(host: String, port: UInt16 = 0, credentials: JobCredentials, logger: Logger = Logger(label: "phalanx.member")) throws {
+        listener = try Socket.listen(host: host, port: port)
         self.host = host
         self.port = listener.localPort
         self.credentials = credentials

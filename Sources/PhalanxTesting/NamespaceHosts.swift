@@ -78,6 +78,17 @@ public final class NamespaceHosts {
     /// The variable that `inNamespace` reads.
     public static let namespaceVariable = "PHALANX_TEST_NAMESPACE"
 
+    /// SIGKILLs every process running in host `index`'s namespace (the whole node fails at once:
+    /// a launcher's agent and its workers). Returns how many were killed.
+    @discardableResult
+    public func killEverything(on index: Int) -> Int {
+        let listing = (try? WorkerProcesses(executable: "/usr/sbin/ip", arguments: ["netns", "pids", namespace(index)], count: 1) { _ in [:] }
+            .wait(timeout: .seconds(30))[0].stdout) ?? ""
+        let pids = listing.split(whereSeparator: \.isWhitespace).compactMap { Int32($0) }
+        for pid in pids { kill(pid, SIGKILL) }
+        return pids.count
+    }
+
     /// The environment that puts a process started by `inNamespace` on host `index`.
     public func environment(on index: Int) -> [String: String] { [Self.namespaceVariable: namespace(index)] }
 

@@ -135,6 +135,13 @@ public final class WorkerProcesses: @unchecked Sendable {
         return stdoutText[rank] ?? ""
     }
 
+    /// What rank `rank` has printed on standard error so far.
+    public func stderrSoFar(_ rank: Int) -> String {
+        collected.lock()
+        defer { collected.unlock() }
+        return stderrText[rank] ?? ""
+    }
+
     /// Waits until rank `rank` has printed `marker` at least `count` times, at most `timeout`.
     public func waitForMarker(_ marker: String, count: Int, rank: Int, timeout: Duration) -> Bool {
         let deadline = ContinuousClock.now + timeout

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import Phalanx
 import PhalanxElastic
 import PhalanxTelemetry
@@ -14,6 +15,8 @@ struct PhalanxRun: ParsableCommand {
         abstract: "Run N local workers of an elastic Phalanx job; replace failed ones as joiners.",
         discussion: """
             Example: phalanx-run --nproc 4 --out-dir run -- .build/release/DigitsMLP --kill-rank 2 --at-step 300
+            Several nodes (run the same line on each; the node that owns the endpoint's address hosts the rendezvous):
+              phalanx-run --nnodes 2:4 --nproc-per-node 2 --rdzv-endpoint 10.0.0.1:29400 --rdzv-id job1 -- trainer …
 
             Each worker gets PHALANX_RANK, PHALANX_WORLD_SIZE, PHALANX_MASTER_ADDR/PORT (this launcher hosts the
             rendezvous), a fresh PHALANX_JOB_SECRET, PHALANX_ELASTIC=1 and PHALANX_PEERS_FILE (for joiners).
@@ -24,12 +27,28 @@ struct PhalanxRun: ParsableCommand {
             restart budget or no worker finished, 130 after Ctrl-C/SIGTERM (workers stopped, checkpoint saved).
             """)
 
-    @Option(help: "Workers to start.")
-    var nproc: Int
+    @Option(help: "Workers to start (one host).")
+    var nproc: Int?
+    @Option(help: "Nodes of a multi-node job: MIN:MAX or N (with --nproc-per-node and --rdzv-endpoint).")
+    var nnodes: String?
+    @Option(help: "Workers each node's agent starts.")
+    var nprocPerNode: Int?
+    @Option(help: "HOST:PORT of the node rendezvous; the agent on the host that owns HOST hosts it.")
+    var rdzvEndpoint: String?
+    @Option(help: "The job's name, the same on every node (also its PHALANX_JOB_ID).")
+    var rdzvId = "phalanx-job"
+    @Option(help: "Node rendezvous backend: builtin (hosted by the agent that owns the endpoint).")
+    var rdzvBackend = "builtin"
+    @Option(help: "Seconds to wait for more nodes once MIN are there.")
+    var rdzvLastCall: Double = 2
+    @Option(help: "Seconds an agent waits for the job to form (or to be admitted) before it gives up.")
+    var rdzvTimeout: Double = 300
     @Option(help: "Fewest members the job may go on with (PHALANX_MIN_MEMBERS for the workers).")
     var minNproc: Int?
-    @Option(help: "Failed workers replaced by joiners, at most.")
+    @Option(help: "Failed workers replaced by joiners, at most, in any --restart-window.")
     var maxRestarts = 3
+    @Option(help: "Seconds of the window --max-restarts counts in (a long job with rare failures never runs out).")
+    var restartWindow: Double = 600
     @Option(help: "Address the workers and the rendezvous use.")
     var masterAddr = "127.0.0.1"
     @Option(help: "Rendezvous port (0: any free port).")
@@ -46,16 +65,44 @@ struct PhalanxRun: ParsableCommand {
     var command: [String]
 
     func validate() throws {
-        guard nproc >= 1 else { throw ValidationError("--nproc must be at least 1") }
+        if nnodes != nil {
+            guard nproc == nil else { throw ValidationError("give --nproc-per-node with --nnodes, not --nproc") }
+            guard let nodes = nodeRange else { throw ValidationError("--nnodes must be N or MIN:MAX with 1 ≤ MIN ≤ MAX") }
+            _ = nodes
+            guard let perNode = nprocPerNode, perNode >= 1 else { throw ValidationError("--nnodes needs --nproc-per-node ≥ 1") }
+            guard endpoint != nil else { throw ValidationError("--nnodes needs --rdzv-endpoint HOST:PORT") }
+            guard rdzvBackend == "builtin" else { throw ValidationError("--rdzv-backend \(rdzvBackend) is not available; use builtin") }
+            guard rdzvLastCall >= 0, rdzvTimeout > 0 else { throw ValidationError("--rdzv-last-call must be ≥ 0 and --rdzv-timeout positive") }
+        } else {
+            guard let nproc, nproc >= 1 else { throw ValidationError("--nproc must be at least 1 (or give --nnodes and --nproc-per-node)") }
+        }
         guard maxRestarts >= 0 else { throw ValidationError("--max-restarts must be ≥ 0") }
+        guard restartWindow > 0 else { throw ValidationError("--restart-window must be positive") }
         guard maxResumes >= 0 else { throw ValidationError("--max-resumes must be ≥ 0") }
         guard stallTimeout >= 0 else { throw ValidationError("--stall-timeout must be ≥ 0") }
-        if let minNproc, minNproc < 1 || minNproc > nproc { throw ValidationError("--min-nproc must be between 1 and --nproc") }
+        if let minNproc, minNproc < 1 || minNproc > (nproc ?? 0) { throw ValidationError("--min-nproc must be between 1 and --nproc") }
         guard !command.filter({ $0 != "--" }).isEmpty else { throw ValidationError("give the trainer after --") }
+    }
+
+    /// `--nnodes` as a range.
+    var nodeRange: ClosedRange<Int>? {
+        guard let nnodes else { return nil }
+        let parts = nnodes.split(separator: ":").map { Int($0) }
+        guard let low = parts.first ?? nil, let high = parts.last ?? nil, parts.count <= 2, low >= 1, high >= low else { return nil }
+        return low...high
+    }
+
+    /// `--rdzv-endpoint` as host and port.
+    var endpoint: (host: String, port: UInt16)? {
+        guard let rdzvEndpoint, let colon = rdzvEndpoint.lastIndex(of: ":"), let port = UInt16(rdzvEndpoint[rdzvEndpoint.index(after: colon)...]),
+              port > 0 else { return nil }
+        return (String(rdzvEndpoint[..<colon]), port)
     }
 
     func run() throws {
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
+        if nnodes != nil { return try runAgent(arguments) }
+        let nproc = self.nproc ?? 1
         let secret = JobCredentials.randomSecret()
         let jobID = "phalanx-run-\(getpid())"
         let credentials = JobCredentials(jobID: jobID, secret: Array(secret.utf8))
@@ -73,7 +120,8 @@ struct PhalanxRun: ParsableCommand {
         let (host, firstPort) = (masterAddr, masterPort)
         // Each incarnation of the job (the first, and each start from the checkpoints after the
         // job lost every member) has its own rendezvous, witness and peers file.
-        let supervisor = try Supervisor(arguments: arguments, workers: nproc) { number in
+        let workers = nproc
+        let makeGeneration: (Int) throws -> Supervisor.Generation = { number in
             let server = try RendezvousServer(host: host, port: number == 0 ? firstPort : 0, worldSize: nproc, credentials: credentials, timeout: .seconds(300))
             server.start()
             // The membership witness: breaks ties of even memberships (half of the workers
@@ -84,11 +132,13 @@ struct PhalanxRun: ParsableCommand {
                 "PHALANX_MASTER_PORT": "\(server.port)", "PHALANX_WITNESS": witness.environmentValue,
                 "PHALANX_PEERS_FILE": "\(scratch)/peers-\(number)",
             ]) { _, new in new }
-            return Supervisor.Generation(number: number, environment: variables, formed: { server.isFinished }, servers: [server, witness])
+            return Supervisor.Generation(number: number, environment: variables, formed: { server.isFinished }, servers: [server, witness],
+                                         starts: (0..<workers).map { ["PHALANX_RANK": "\($0)"] })
         }
+        let supervisor = Supervisor(arguments: arguments, first: try makeGeneration(0), makeNext: makeGeneration)
         Signals.forward(to: supervisor)
         try supervisor.startWorkers()
-        var budget = Supervisor.Restarts(maxReplacements: maxRestarts, maxGenerations: maxResumes, checkpoints: checkpoints)
+        var budget = Supervisor.Restarts(replacements: RestartBudget(limit: maxRestarts, window: .milliseconds(Int(restartWindow * 1000))), maxGenerations: maxResumes, checkpoints: checkpoints)
         if stallTimeout > 0 { budget.stallTimeout = .milliseconds(Int(stallTimeout * 1000)) }
         let outcome = supervisor.supervise(budget)
         if let outDir {
@@ -99,6 +149,25 @@ struct PhalanxRun: ParsableCommand {
                 + " (open timeline.json in https://ui.perfetto.dev or chrome://tracing, plot.svg in a browser)")
         }
         supervisor.say(outcome.summary)
+        throw ExitCode(outcome.code)
+    }
+
+    /// One node's agent of a multi-node job.
+    private func runAgent(_ arguments: [String]) throws {
+        guard let nodes = nodeRange, let endpoint, let perNode = nprocPerNode else { throw ExitCode(2) }
+        let scratch = NSTemporaryDirectory() + "phalanx-agent-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        if let outDir { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }
+        let checkpoints = checkpointDir ?? outDir.map { "\($0)/checkpoints" } ?? "\(scratch)/checkpoints"
+        let configuration = NodeAgent.Configuration(
+            minNodes: nodes.lowerBound, maxNodes: nodes.upperBound, workersPerNode: perNode, endpointHost: endpoint.host,
+            endpointPort: endpoint.port, jobID: rdzvId, lastCall: .milliseconds(Int(rdzvLastCall * 1000)),
+            rendezvousTimeout: .milliseconds(Int(rdzvTimeout * 1000)), checkpoints: checkpoints, scratch: scratch, outDir: outDir,
+            maxRestarts: maxRestarts, restartWindow: .milliseconds(Int(restartWindow * 1000)), arguments: arguments)
+        let agent = try NodeAgent(configuration, environment: ProcessInfo.processInfo.environment, logger: Logger(label: "phalanx-run"))
+        let outcome = agent.run { Supervisor.say($0) }
+        Supervisor.say(outcome.summary)
         throw ExitCode(outcome.code)
     }
 

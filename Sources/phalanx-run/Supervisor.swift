@@ -10,8 +10,18 @@ final class Supervisor: @unchecked Sendable {
         let rank: Int?
         /// The incarnation of the job it belongs to.
         let generation: Int
-        let process: Process
+        let process: ChildProcess
         let readers: DispatchGroup
+        /// When it was started.
+        let started: ContinuousClock.Instant
+    }
+
+    /// A replacement waiting for its back-off.
+    struct Replacement {
+        let label: String
+        let rank: Int?
+        let generation: Int
+        let due: ContinuousClock.Instant
     }
 
     /// One incarnation of the job: its own rendezvous, witness and peers file (a job started
@@ -26,6 +36,9 @@ final class Supervisor: @unchecked Sendable {
         let formed: @Sendable () -> Bool
         /// The servers that must live as long as the incarnation.
         let servers: [AnyObject]
+        /// What each worker of the incarnation gets on top of `environment` (its rank, or the
+        /// members to join).
+        let starts: [[String: String]]
     }
 
     /// What the job came to.
@@ -36,8 +49,8 @@ final class Supervisor: @unchecked Sendable {
 
     /// How the job may be started again from its checkpoints.
     struct Restarts {
-        /// Failed workers replaced by joiners, at most.
-        var maxReplacements: Int
+        /// Failed workers replaced by joiners: how many in which window, after what back-off.
+        var replacements: RestartBudget
         /// Times the whole job may be started again from its checkpoints.
         var maxGenerations = 0
         /// The checkpoint directory the workers write (nil: no restart from disk).
@@ -47,34 +60,52 @@ final class Supervisor: @unchecked Sendable {
         var stallTimeout: Duration?
         /// The exit status of a worker that found no live member of its job.
         var unreachableStatus = ElasticError.jobUnreachableExitStatus
+        /// Who decides on a new incarnation when the job lost every member: nil, this launcher
+        /// (from `makeNext`); else this is told and a node rendezvous hands one in (`adopt`).
+        var onLost: (@Sendable (String) -> Void)?
+        /// How long to wait for that incarnation before giving up.
+        var lostWait: Duration = .seconds(120)
     }
 
     private let arguments: [String]
-    private let workerCount: Int
-    private let makeGeneration: (Int) throws -> Generation
+    private let makeNext: ((Int) throws -> Generation)?
     // Guarded by `lock`.
     private let lock = NSLock()
     private var generation: Generation
     private var workers: [Worker] = []
     private var stopping = false
     private var nextLabel = 0
+    private var incoming: Generation?
     private let output = NSLock()
 
-    /// `makeGeneration(n)` sets up incarnation `n` (0 at once).
-    /// - Throws: what `makeGeneration` throws.
-    init(arguments: [String], workers: Int, makeGeneration: @escaping (Int) throws -> Generation) throws {
+    /// Starts with incarnation `first`; `makeNext(n)` sets up incarnation `n` when this launcher
+    /// starts the job again itself (nil: a node rendezvous decides, see `adopt`).
+    init(arguments: [String], first: Generation, makeNext: ((Int) throws -> Generation)?) {
         self.arguments = arguments
-        self.workerCount = workers
-        self.makeGeneration = makeGeneration
-        self.generation = try makeGeneration(0)
+        self.makeNext = makeNext
+        self.generation = first
+    }
+
+    /// Hands in the next incarnation (from a node rendezvous): the supervising loop kills the
+    /// workers left of the current one and starts the new one's.
+    func adopt(_ next: Generation) {
+        lock.lock()
+        incoming = next
+        lock.unlock()
+    }
+
+    /// The running incarnation's number.
+    var currentGeneration: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return generation.number
     }
 
     /// A line of the launcher's own, prefixed so it stands out from the workers'.
-    func say(_ text: String) {
-        output.lock()
-        Self.write(Array("phalanx-run: \(text)\n".utf8), to: STDERR_FILENO)
-        output.unlock()
-    }
+    func say(_ text: String) { Self.say(text) }
+
+    /// A line of the launcher's own (one `write`, so lines of several threads never mix).
+    static func say(_ text: String) { write(Array("phalanx-run: \(text)\n".utf8), to: STDERR_FILENO) }
 
     /// Writes all of `bytes` to `descriptor`, retrying after signals (workers stopped and
     /// continued interrupt system calls); gives up quietly when the reader is gone.
@@ -90,13 +121,19 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
-    /// Starts the workers of the current incarnation, ranks 0 ..< N.
+    /// Starts the workers of the current incarnation (call from one thread at a time).
     /// - Throws: if a worker cannot be started.
     func startWorkers() throws {
         lock.lock()
-        let labels = (0..<workerCount).map { nextLabel + $0 }
+        let starts = generation.starts
         lock.unlock()
-        for (rank, label) in labels.enumerated() { try spawn(label: "\(label)", extra: ["PHALANX_RANK": "\(rank)"]) }
+        for extra in starts {
+            lock.lock()
+            let label = "\(nextLabel)"
+            nextLabel += 1
+            lock.unlock()
+            try spawn(label: label, extra: extra)
+        }
     }
 
     /// Starts one worker labelled `label` with the current incarnation's environment plus `extra`.
@@ -104,34 +141,25 @@ final class Supervisor: @unchecked Sendable {
         lock.lock()
         let current = generation
         lock.unlock()
-        let process = Process()
         let executable = arguments[0]
-        process.executableURL = URL(fileURLWithPath: executable.contains("/") ? executable : Supervisor.which(executable) ?? executable)
-        process.arguments = Array(arguments.dropFirst())
+        let path = executable.contains("/") ? executable : Supervisor.which(executable) ?? executable
         var variables = ProcessInfo.processInfo.environment
         for (key, value) in current.environment.merging(extra, uniquingKeysWith: { _, new in new }) { variables[key] = value }
-        process.environment = variables
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
+        let process = try ChildProcess(path: path, arguments: Array(arguments.dropFirst()), environment: variables)
         let readers = DispatchGroup()
-        try process.run()
-        stream(out, prefix: "[\(label)] ", to: STDOUT_FILENO, group: readers)
-        stream(err, prefix: "[\(label)] ", to: STDERR_FILENO, group: readers)
+        stream(process.output, prefix: "[\(label)] ", to: STDOUT_FILENO, group: readers)
+        stream(process.errors, prefix: "[\(label)] ", to: STDERR_FILENO, group: readers)
         lock.lock()
-        workers.append(Worker(label: label, rank: extra["PHALANX_RANK"].flatMap { Int($0) }, generation: current.number, process: process, readers: readers))
-        nextLabel = max(nextLabel, (Int(label) ?? 0) + 1)
+        workers.append(Worker(label: label, rank: extra["PHALANX_RANK"].flatMap { Int($0) }, generation: current.number, process: process, readers: readers, started: .now))
         lock.unlock()
     }
 
     /// Copies a worker's pipe to `sink` line by line, each line prefixed. Plain `read`/`write`
     /// with EINTR retried: Foundation's `FileHandle` traps on an interrupted call.
-    private func stream(_ pipe: Pipe, prefix: String, to sink: Int32, group: DispatchGroup) {
+    private func stream(_ descriptor: Int32, prefix: String, to sink: Int32, group: DispatchGroup) {
         group.enter()
-        let handle = pipe.fileHandleForReading
         let label = Array(prefix.utf8)
         Thread { [output] in
-            let descriptor = handle.fileDescriptor
             var pending: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 65_536)
             while true {
@@ -151,7 +179,7 @@ final class Supervisor: @unchecked Sendable {
                 Supervisor.write(label + pending + [0x0A], to: sink)
                 output.unlock()
             }
-            try? handle.close()
+            close(descriptor)
             group.leave()
         }.start()
     }
@@ -166,11 +194,11 @@ final class Supervisor: @unchecked Sendable {
         lock.unlock()
         guard first else { return }
         say("stopping \(running.count) worker(s)")
-        for worker in running { kill(worker.process.processIdentifier, SIGTERM) }
+        for worker in running { worker.process.signal(SIGTERM) }
         Thread {
             let deadline = ContinuousClock.now + grace
             while running.contains(where: { $0.process.isRunning }) && ContinuousClock.now < deadline { usleep(50_000) }
-            for worker in running where worker.process.isRunning { kill(worker.process.processIdentifier, SIGKILL) }
+            for worker in running where worker.process.isRunning { worker.process.signal(SIGKILL) }
         }.start()
     }
 
@@ -178,10 +206,20 @@ final class Supervisor: @unchecked Sendable {
     /// budget allows; starts the job again from its newest checkpoint when a worker found no
     /// live member, or nothing was saved for the stall timeout.
     func supervise(_ budget: Restarts) -> Outcome {
-        var restarts = 0, finished = 0, failedBeyondBudget = 0
-        var seen = Set<Int32>()
+        var replacements = budget.replacements
+        var finished = 0, failedBeyondBudget = 0
+        var seen = Set<String>()
+        var pending: [Replacement] = []
         var progress = Progress(directory: budget.checkpoints)
+        var lostSince: ContinuousClock.Instant?
         while true {
+            if let next = takeIncoming() {
+                switchTo(next)
+                pending.removeAll()
+                progress = Progress(directory: budget.checkpoints)
+                lostSince = nil
+                finished = 0
+            }
             lock.lock()
             let snapshot = workers
             let stop = stopping
@@ -190,50 +228,78 @@ final class Supervisor: @unchecked Sendable {
             var anyRunning = false
             var lost: String?
             for worker in snapshot {
-                let pid = worker.process.processIdentifier
-                if worker.process.isRunning { anyRunning = true; continue }
-                guard seen.insert(pid).inserted else { continue }
+                guard let termination = worker.process.termination else { anyRunning = true; continue }
+                guard seen.insert(worker.label).inserted else { continue }
                 worker.readers.wait()
                 // Workers of an earlier incarnation were stopped by this launcher.
                 guard worker.generation == current.number else { continue }
-                let status = worker.process.terminationStatus
-                let signalled = worker.process.terminationReason == .uncaughtSignal
+                let (status, signalled): (Int32, Bool) = switch termination {
+                case let .exited(code): (code, false)
+                case let .signalled(number): (number, true)
+                }
                 if status == 0 && !signalled {
                     finished += 1
                     continue
                 }
                 let how = signalled ? "was killed by signal \(status)" : "exited with status \(status)"
-                if !signalled, status == budget.unreachableStatus, budget.checkpoints != nil, !stop {
+                if !signalled, status == budget.unreachableStatus, budget.checkpoints != nil, !stop, finished == 0 {
                     lost = "worker \(worker.label) found no live member of the job"
                 } else if stop {
                     say("worker \(worker.label) \(how) while stopping")
-                } else if restarts < budget.maxReplacements {
-                    restarts += 1
+                } else if finished > 0 {
+                    // A worker that finished means the job did: nothing left to join.
+                    say("worker \(worker.label) \(how) after the job finished; not replaced")
+                } else if let delay = replacements.grant(lived: .now - worker.started) {
                     lock.lock()
                     let label = "\(nextLabel)"
+                    nextLabel += 1
                     lock.unlock()
                     let rank = current.formed() ? nil : worker.rank
                     let role = rank.map { "as rank \($0) (the job has not formed yet)" } ?? "to join in its place"
-                    say("worker \(worker.label) \(how); starting worker \(label) \(role) (restart \(restarts) of \(budget.maxReplacements))")
-                    do {
-                        try spawn(label: label, extra: rank.map { ["PHALANX_RANK": "\($0)"] } ?? ["PHALANX_JOIN": "1"])
-                        anyRunning = true
-                    } catch {
-                        say("could not start a replacement: \(error)")
-                        failedBeyondBudget += 1
-                    }
+                    let wait = delay > .zero ? " in \(delay) (it died young)" : ""
+                    say("worker \(worker.label) \(how); starting worker \(label) \(role)\(wait) (\(replacements.used()) of \(replacements.limit) restarts in \(replacements.window))")
+                    pending.append(Replacement(label: label, rank: rank, generation: current.number, due: .now + delay))
                 } else {
-                    say("worker \(worker.label) \(how); no restarts left (\(budget.maxReplacements) used)")
+                    say("worker \(worker.label) \(how); no restarts left (\(replacements.limit) used in \(replacements.window))")
                     failedBeyondBudget += 1
+                }
+            }
+            // Replacements whose back-off is over (dropped once the job finished or moved on).
+            let due = pending.filter { $0.due <= .now }
+            pending.removeAll { $0.due <= .now }
+            for replacement in due where !stop && finished == 0 && replacement.generation == current.number {
+                do {
+                    try spawn(label: replacement.label, extra: replacement.rank.map { ["PHALANX_RANK": "\($0)"] } ?? ["PHALANX_JOIN": "1"])
+                    anyRunning = true
+                } catch {
+                    say("could not start worker \(replacement.label): \(error)")
+                    failedBeyondBudget += 1
+                }
+            }
+            if !pending.isEmpty { anyRunning = true }
+            if let since = lostSince, !stop {
+                if .now - since < budget.lostWait {
+                    anyRunning = true
+                } else {
+                    say("the node rendezvous started no new incarnation within \(budget.lostWait)")
+                    failedBeyondBudget += 1
+                    lostSince = nil
                 }
             }
             if lost == nil, finished == 0, !stop, let stall = budget.stallTimeout, progress.stalled(for: stall) {
                 lost = "no checkpoint was written for \(stall)"
             }
-            if let lost, finished == 0, !stop {
+            if let lost, finished == 0, !stop, let onLost = budget.onLost {
+                if lostSince == nil {
+                    say("\(lost); asking the node rendezvous to start the job again from its newest checkpoint")
+                    lostSince = .now
+                }
+                onLost(lost)
+            } else if let lost, finished == 0, !stop {
                 if current.number < budget.maxGenerations {
                     if restartFromCheckpoint(because: lost, budget: budget) {
                         progress = Progress(directory: budget.checkpoints)
+                        pending.removeAll()
                         anyRunning = true
                     } else {
                         failedBeyondBudget += 1
@@ -251,6 +317,7 @@ final class Supervisor: @unchecked Sendable {
             }
             usleep(50_000)
         }
+        let restarts = replacements.granted
         lock.lock()
         let stopped = stopping
         let generations = generation.number
@@ -273,10 +340,11 @@ final class Supervisor: @unchecked Sendable {
         say("\(reason): stopping \(remaining.count) worker(s) left and starting the job again from its newest checkpoint in \(budget.checkpoints ?? "") (restart \(old + 1) of \(budget.maxGenerations))")
         // SIGKILL, not SIGTERM: a member cut off from its quorum must not save over the
         // checkpoints, and a stopped (SIGSTOP) one must go too.
-        for worker in remaining { kill(worker.process.processIdentifier, SIGKILL) }
+        for worker in remaining { worker.process.signal(SIGKILL) }
         for worker in remaining { worker.process.waitUntilExit() }
         do {
-            let next = try makeGeneration(old + 1)
+            guard let makeNext else { return false }
+            let next = try makeNext(old + 1)
             lock.lock()
             generation = next
             lock.unlock()
@@ -286,6 +354,28 @@ final class Supervisor: @unchecked Sendable {
             say("could not start the job again: \(error)")
             return false
         }
+    }
+
+    private func takeIncoming() -> Generation? {
+        lock.lock()
+        defer { lock.unlock() }
+        let next = incoming
+        incoming = nil
+        return next
+    }
+
+    /// Kills the workers left of the current incarnation and starts `next`'s.
+    private func switchTo(_ next: Generation) {
+        lock.lock()
+        let remaining = workers.filter { $0.generation == generation.number && $0.process.isRunning }
+        lock.unlock()
+        if !remaining.isEmpty { say("stopping \(remaining.count) worker(s) of incarnation \(currentGeneration) for incarnation \(next.number)") }
+        for worker in remaining { worker.process.signal(SIGKILL) }
+        for worker in remaining { worker.process.waitUntilExit() }
+        lock.lock()
+        generation = next
+        lock.unlock()
+        do { try startWorkers() } catch { say("could not start the workers of incarnation \(next.number): \(error)") }
     }
 
     /// The path of `name` on PATH.

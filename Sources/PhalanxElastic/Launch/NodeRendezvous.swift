@@ -1,0 +1,153 @@
+/// The node-level rendezvous of a multi-node job (the `builtin` backend of `phalanx-run
+/// --nnodes`): which agents are alive (a lease renewed by every poll), which incarnation of the
+/// job runs and which agents started it, the newest member directory the agents have seen, and
+/// whether the job finished. Pure state: the server that hosts it passes the time in and adds
+/// the addresses of the worker rendezvous and witness of each incarnation it forms.
+///
+/// An incarnation forms once `minNodes` agents are alive and either `maxNodes` are or
+/// `lastCall` passed since the minimum was reached. Agents that arrive later join the running
+/// job (up to `maxNodes` live agents). When an agent reports that its workers found no live
+/// member, the next incarnation forms with the live agents, and its first member resumes from
+/// the newest checkpoint.
+public struct NodeRendezvous: Sendable {
+    /// Fewest agents to form an incarnation with.
+    public let minNodes: Int
+    /// Most agents taking part at once (more wait as spares).
+    public let maxNodes: Int
+    /// How long to wait for more agents once `minNodes` are there.
+    public var lastCall: Duration = .seconds(2)
+    /// An agent silent this long is gone.
+    public var lease: Duration = .seconds(5)
+
+    private struct Agent {
+        var report: AgentReport
+        var lastSeen: ContinuousClock.Instant
+        let arrival: Int
+    }
+
+    private var agents: [String: Agent] = [:]
+    private var arrivals = 0
+    /// The running incarnation (-1 before the first forms).
+    public private(set) var generation = -1
+    // Rank base of each agent taking part in the running incarnation (starters and joiners).
+    private var participants: [String: Int] = [:]
+    private var starters: Set<String> = []
+    private var worldSize = 0
+    private var minimumSince: ContinuousClock.Instant?
+    private var directory: (epoch: UInt64, members: [String])?
+    private var finishedStep: Int?
+
+    /// A rendezvous for `minNodes ... maxNodes` agents.
+    public init(minNodes: Int, maxNodes: Int) {
+        self.minNodes = max(1, minNodes)
+        self.maxNodes = max(self.minNodes, maxNodes)
+    }
+
+    /// An incarnation that just formed: the server starts its worker rendezvous for `worldSize`.
+    public struct Formation: Sendable, Equatable {
+        /// Its number.
+        public let generation: Int
+        /// Its workers.
+        public let worldSize: Int
+    }
+
+    /// Takes `report` (renewing the agent's lease) and answers it. `formed` is set when this
+    /// call formed an incarnation (the caller fills in `rendezvousPort` and `witness` of the
+    /// `start` answers for it).
+    public mutating func handle(_ report: AgentReport, now: ContinuousClock.Instant) -> (AgentAssignment, formed: Formation?) {
+        if var agent = agents[report.node] {
+            agent.report = report
+            agent.lastSeen = now
+            agents[report.node] = agent
+        } else {
+            agents[report.node] = Agent(report: report, lastSeen: now, arrival: arrivals)
+            arrivals += 1
+        }
+        if let step = report.finishedStep { finishedStep = max(finishedStep ?? step, step) }
+        if report.generation == generation, let epoch = report.epoch, !report.members.isEmpty, epoch > directory?.epoch ?? 0 {
+            directory = (epoch, report.members)
+        }
+        var formed: Formation?
+        if finishedStep == nil {
+            if report.lost, report.generation == generation, generation >= 0 {
+                // Its workers found no live member: the running incarnation is over.
+                participants = [:]
+                starters = []
+                minimumSince = nil
+                directory = nil
+            }
+            if participants.isEmpty { formed = formIfReady(now: now) }
+        }
+        return (answer(report.node, now: now), formed)
+    }
+
+    /// The agents whose lease is current.
+    public func liveNodes(now: ContinuousClock.Instant) -> [String] {
+        agents.values.filter { now - $0.lastSeen < lease }.sorted { $0.arrival < $1.arrival }.map(\.report.node)
+    }
+
+    private mutating func formIfReady(now: ContinuousClock.Instant) -> Formation? {
+        let live = liveNodes(now: now)
+        guard live.count >= minNodes else {
+            minimumSince = nil
+            return nil
+        }
+        let since = minimumSince ?? now
+        minimumSince = since
+        // A restart after the job lost every member forms at once: the agents are known.
+        guard live.count >= maxNodes || now - since >= lastCall || generation >= 0 else { return nil }
+        generation += 1
+        var base = 0
+        for node in live.prefix(maxNodes) {
+            participants[node] = base
+            starters.insert(node)
+            base += agents[node]?.report.slots ?? 0
+        }
+        worldSize = base
+        return Formation(generation: generation, worldSize: worldSize)
+    }
+
+    private mutating func answer(_ node: String, now: ContinuousClock.Instant) -> AgentAssignment {
+        var answer = AgentAssignment(role: .wait, generation: generation, reason: "")
+        answer.epoch = directory?.epoch
+        answer.members = directory?.members ?? []
+        if let finishedStep {
+            answer.role = .finished
+            answer.finishedStep = finishedStep
+            answer.reason = "the job finished at step \(finishedStep)"
+            return answer
+        }
+        if participants.isEmpty {
+            let live = liveNodes(now: now).count
+            answer.reason = generation < 0
+                ? "\(live) of at least \(minNodes) node(s) here; waiting for more"
+                : "the job lost every member; waiting for \(minNodes) node(s) to start again (\(live) here)"
+            return answer
+        }
+        if let base = participants[node] {
+            if starters.contains(node) {
+                answer.role = .start
+                answer.rankBase = base
+                answer.worldSize = worldSize
+                answer.reason = "ranks \(base)..<\(base + (agents[node]?.report.slots ?? 0)) of \(worldSize) in incarnation \(generation)"
+            } else {
+                answer.role = .join
+                answer.reason = "joining the running job (incarnation \(generation))"
+            }
+            return answer
+        }
+        let taking = liveNodes(now: now).filter { participants[$0] != nil }.count
+        guard taking < maxNodes else {
+            answer.reason = "\(taking) node(s) take part already (the most is \(maxNodes)); waiting as a spare"
+            return answer
+        }
+        guard directory != nil else {
+            answer.reason = "no member directory yet; waiting"
+            return answer
+        }
+        participants[node] = -1
+        answer.role = .join
+        answer.reason = "joining the running job (incarnation \(generation))"
+        return answer
+    }
+}

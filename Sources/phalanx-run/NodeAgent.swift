@@ -1,0 +1,191 @@
+import Foundation
+import Logging
+import PhalanxElastic
+import PhalanxTCP
+
+/// One node's agent of a multi-node job (`phalanx-run --nnodes`): finds the job's node
+/// rendezvous (hosts it when this host owns the endpoint), starts its local workers as the ranks
+/// or joiners it is assigned, replaces the ones that fail, keeps its node's peers file up to date
+/// from the rendezvous' member directory, and starts a new incarnation's workers when the job
+/// had to start again from its checkpoints.
+final class NodeAgent: @unchecked Sendable {
+    struct Configuration {
+        var minNodes: Int
+        var maxNodes: Int
+        var workersPerNode: Int
+        var endpointHost: String
+        var endpointPort: UInt16
+        var jobID: String
+        var lastCall: Duration
+        var rendezvousTimeout: Duration
+        var checkpoints: String
+        var scratch: String
+        var outDir: String?
+        var maxRestarts: Int
+        var restartWindow: Duration
+        var arguments: [String]
+    }
+
+    private let configuration: Configuration
+    private let credentials: JobCredentials
+    private let localHost: String
+    private let nodeID: String
+    private var server: NodeRendezvousServer?
+    private let client: NodeRendezvousClient
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var lostGeneration: Int?
+    private var done = false
+
+    /// Sets up the agent; hosts the node rendezvous when the endpoint is a local address that is free.
+    /// - Throws: `SocketError`/`ElasticError` when the credentials or local ports cannot be set up.
+    init(_ configuration: Configuration, environment: [String: String], logger: Logger) throws {
+        self.configuration = configuration
+        credentials = try JobCredentials.fromEnvironment(environment.merging(["PHALANX_JOB_ID": configuration.jobID]) { _, new in new }, logger: logger)
+        localHost = environment["PHALANX_HOST"] ?? MemberNode.localAddress(toward: configuration.endpointHost) ?? "127.0.0.1"
+        nodeID = "\(localHost)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        var rendezvous = NodeRendezvous(minNodes: configuration.minNodes, maxNodes: configuration.maxNodes)
+        rendezvous.lastCall = configuration.lastCall
+        // The agent whose host owns the endpoint hosts the rendezvous; binding fails elsewhere
+        // (not a local address) or when another agent of this host holds it already.
+        server = try? NodeRendezvousServer(host: configuration.endpointHost, port: configuration.endpointPort, credentials: credentials,
+                                           rendezvous: rendezvous, logger: logger)
+        server?.start()
+        client = try NodeRendezvousClient(host: configuration.endpointHost, port: configuration.endpointPort, localHost: localHost,
+                                          credentials: credentials, logger: logger)
+    }
+
+    /// Whether this agent hosts the node rendezvous.
+    var hostsRendezvous: Bool { server != nil }
+
+    /// Runs the node's part of the job to its end.
+    func run(say: @escaping @Sendable (String) -> Void) -> Supervisor.Outcome {
+        say("node \(localHost): \(hostsRendezvous ? "hosting" : "using") the node rendezvous at \(configuration.endpointHost):\(configuration.endpointPort) (job \(configuration.jobID), \(configuration.minNodes)...\(configuration.maxNodes) nodes of \(configuration.workersPerNode) workers)")
+        // The first assignment: start or join, within the rendezvous timeout.
+        let deadline = ContinuousClock.now + configuration.rendezvousTimeout
+        var lastReason = ""
+        var first: AgentAssignment?
+        while first == nil {
+            guard ContinuousClock.now < deadline else {
+                return Supervisor.Outcome(code: 1, summary: "no job formed within \(configuration.rendezvousTimeout): \(lastReason.isEmpty ? "the node rendezvous at \(configuration.endpointHost):\(configuration.endpointPort) never answered" : lastReason)")
+            }
+            do {
+                let answer = try client.poll(report(generation: -1, peersFile: nil))
+                if answer.reason != lastReason { say(answer.reason) }
+                lastReason = answer.reason
+                switch answer.role {
+                case .start, .join: first = answer
+                case .finished: return Supervisor.Outcome(code: 0, summary: "\(answer.reason); nothing to do")
+                case .wait: break
+                }
+            } catch {
+                let reason = "the node rendezvous at \(configuration.endpointHost):\(configuration.endpointPort) is not reachable (\(error))"
+                if reason != lastReason { say(reason) }
+                lastReason = reason
+            }
+            if first == nil { usleep(250_000) }
+        }
+        guard let first else { return Supervisor.Outcome(code: 1, summary: "no assignment") }
+        let supervisor = Supervisor(arguments: configuration.arguments, first: generation(for: first), makeNext: nil)
+        Signals.forward(to: supervisor)
+        do { try supervisor.startWorkers() } catch {
+            return Supervisor.Outcome(code: 1, summary: "could not start the workers: \(error)")
+        }
+        let poller = Thread { [self] in pollWhileRunning(supervisor, say: say) }
+        poller.start()
+        var budget = Supervisor.Restarts(replacements: RestartBudget(limit: configuration.maxRestarts, window: configuration.restartWindow),
+                                         checkpoints: configuration.checkpoints)
+        budget.onLost = { [self] _ in
+            lock.lock()
+            lostGeneration = supervisor.currentGeneration
+            lock.unlock()
+        }
+        let outcome = supervisor.supervise(budget)
+        lock.lock()
+        done = true
+        lock.unlock()
+        server?.stop()
+        return outcome
+    }
+
+    /// Reports to the rendezvous every 250 ms while the workers run; hands in new incarnations
+    /// and passes the member directory and "finished" on to the node's peers file.
+    private func pollWhileRunning(_ supervisor: Supervisor, say: @Sendable (String) -> Void) {
+        var unreachableSaid = false
+        while true {
+            lock.lock()
+            let over = done
+            lock.unlock()
+            if over { return }
+            let current = supervisor.currentGeneration
+            let peersFile = peersPath(current)
+            do {
+                let answer = try client.poll(report(generation: current, peersFile: peersFile))
+                if unreachableSaid {
+                    say("the node rendezvous answers again")
+                    unreachableSaid = false
+                }
+                if let step = answer.finishedStep, PeersFile.finishedStep(peersFile) == nil {
+                    PeersFile.markFinished(step, in: peersFile)
+                }
+                if answer.generation > current, answer.role == .start || answer.role == .join {
+                    say("incarnation \(answer.generation): \(answer.reason)")
+                    supervisor.adopt(generation(for: answer))
+                } else if answer.generation == current, let epoch = answer.epoch, !answer.members.isEmpty {
+                    PeersFile.write(epoch: epoch, addresses: answer.members, to: peersFile)
+                }
+            } catch {
+                if !unreachableSaid {
+                    say("the node rendezvous is not reachable (\(error)); the workers go on")
+                    unreachableSaid = true
+                }
+            }
+            usleep(250_000)
+        }
+    }
+
+    private func report(generation: Int, peersFile: String?) -> AgentReport {
+        var report = AgentReport(node: nodeID, host: localHost, slots: configuration.workersPerNode, generation: generation)
+        if let peersFile {
+            report.epoch = PeersFile.epoch(peersFile)
+            report.members = PeersFile.read(peersFile)
+            report.finishedStep = PeersFile.finishedStep(peersFile)
+        }
+        lock.lock()
+        report.lost = lostGeneration == generation && generation >= 0
+        lock.unlock()
+        return report
+    }
+
+    private func peersPath(_ generation: Int) -> String { "\(configuration.scratch)/peers-\(generation)" }
+
+    /// The incarnation an assignment describes, as the supervisor starts it.
+    private func generation(for answer: AgentAssignment) -> Supervisor.Generation {
+        let peersFile = peersPath(answer.generation)
+        var environment: [String: String] = [
+            "PHALANX_JOB_ID": configuration.jobID, "PHALANX_ELASTIC": "1", "PHALANX_CHECKPOINT_DIR": configuration.checkpoints,
+            "PHALANX_PEERS_FILE": peersFile, "PHALANX_HOST": localHost,
+            "PHALANX_MIN_MEMBERS": "\(configuration.minNodes * configuration.workersPerNode)",
+            "PHALANX_MAX_MEMBERS": "\(configuration.maxNodes * configuration.workersPerNode)",
+        ]
+        if let witness = answer.witness { environment["PHALANX_WITNESS"] = witness }
+        if let outDir = configuration.outDir { environment["PHALANX_OUT_DIR"] = outDir }
+        if let epoch = answer.epoch, !answer.members.isEmpty { PeersFile.write(epoch: epoch, addresses: answer.members, to: peersFile) }
+        let starts: [[String: String]]
+        let formed: @Sendable () -> Bool
+        if answer.role == .start {
+            environment.merge([
+                "PHALANX_WORLD_SIZE": "\(answer.worldSize)", "PHALANX_MASTER_ADDR": answer.rendezvousHost,
+                "PHALANX_MASTER_PORT": "\(answer.rendezvousPort)", "PHALANX_RENDEZVOUS_EXTERNAL": "1",
+            ]) { _, new in new }
+            starts = (0..<configuration.workersPerNode).map { ["PHALANX_RANK": "\(answer.rankBase + $0)"] }
+            // Formed once a member wrote the first membership (here, or on another node and
+            // passed on by the rendezvous).
+            formed = { PeersFile.epoch(peersFile) != nil }
+        } else {
+            starts = Array(repeating: ["PHALANX_JOIN": answer.members.joined(separator: ",")], count: configuration.workersPerNode)
+            formed = { true }
+        }
+        return Supervisor.Generation(number: answer.generation, environment: environment, formed: formed, servers: [], starts: starts)
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import PhalanxTesting
+import Testing
+
+/// `phalanx-run --nnodes`: one agent per network-namespace host, the builtin node rendezvous
+/// hosted by the agent of host 0. Whole nodes fail (agent and workers SIGKILLed at once), a new
+/// node joins, every worker dies at once; the job finishes with the weights of a run that lost
+/// nobody. Needs root for `ip netns`, as in CI.
+@Suite(.serialized, .enabled(if: getuid() == 0, "network namespaces need root"))
+struct NodeAgentTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let port = 29_400
+
+    /// Starts one agent on each host in `hosts` (indexes into `namespaces`).
+    static func agents(_ namespaces: NamespaceHosts, on hosts: [Int], nodes: String, trainer: [String], extra: [String] = []) throws -> WorkerProcesses {
+        let (executable, arguments) = NamespaceHosts.inNamespace(ExampleLaunchTests.binary("phalanx-run"), [
+            "--nnodes", nodes, "--nproc-per-node", "2", "--rdzv-endpoint", "\(namespaces.address(0)):\(port)", "--rdzv-id", "agents",
+            "--rdzv-last-call", "3", "--rdzv-timeout", "60", "--max-restarts", "4",
+        ] + extra + ["--", ExampleLaunchTests.binary("DigitsMLP"), "--hidden", "32", "--print-every", "100"] + trainer)
+        return try WorkerProcesses(executable: executable, arguments: arguments, count: hosts.count) { index in
+            ExampleLaunchTests.rootEnvironment.merging(namespaces.environment(on: hosts[index])) { _, new in new }
+                .merging(["PHALANX_JOB_SECRET": "node-agent-test-secret"]) { _, new in new }
+        }
+    }
+
+    static func directory(_ name: String) -> String {
+        let path = NSTemporaryDirectory() + "phalanx-agents-\(name)-\(UUID().uuidString)"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// The same training on one host with `workers` workers and no fault: the weights to match.
+    static func reference(workers: Int, trainer: [String]) throws -> [Float] {
+        let out = directory("reference")
+        let output = try PhalanxRunTests.launch(["--nproc", "\(workers)"], trainer: trainer + ["--save", "\(out)/w-{member}.safetensors"])
+            .wait(timeout: .seconds(240))[0]
+        #expect(output.status == 0, "\(output.stderr.suffix(800))")
+        return try FinalWeights.load(at: "\(out)/w-0.safetensors")
+    }
+
+    static func expectWeights(in directory: String, count: Int, match expected: [Float]) throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".safetensors") }
+        #expect(files.count == count, "\(files)")
+        for file in files {
+            let difference = FinalWeights.relativeDifference(try FinalWeights.load(at: "\(directory)/\(file)"), expected)
+            #expect(difference < 1e-5, "\(file): relative difference \(difference) from the run that lost nobody")
+        }
+    }
+
+    @Test func nodesFailAndJoinAndTheJobTrainsOnEvenWithoutTheRendezvousHost() throws {
+        let namespaces = try NamespaceHosts(repository: Self.repository, count: 4)
+        defer { namespaces.remove() }
+        let out = Self.directory("nodes")
+        let trainer = ["--steps", "1500", "--step-delay-ms", "10", "--checkpoint-every", "100"]
+        let first = try Self.agents(namespaces, on: [0, 1, 2], nodes: "2:4", trainer: trainer + ["--save", "\(out)/w-{member}.safetensors"])
+        defer { for index in 0..<4 { namespaces.killEverything(on: index) } }
+        try #require(Self.waitForCheckpoint(300, [first], timeout: .seconds(90)), "\(first.stderrSoFar(0).suffix(2000))")
+        // Node 1 fails whole: its agent and both workers.
+        #expect(Self.killed(namespaces, 1) >= 3)
+        try #require(Self.waitForCheckpoint(500, [first], timeout: .seconds(60)), "the job did not go on: \(first.stderrSoFar(0).suffix(3000)) \(first.stderrSoFar(2).suffix(3000))")
+        // A fourth node arrives; its workers join with the state over the network.
+        let fourth = try Self.agents(namespaces, on: [3], nodes: "2:4", trainer: trainer + ["--save", "\(out)/w-{member}.safetensors"])
+        try #require(fourth.waitForMarker("parameters, 1500 steps", count: 2, rank: 0, timeout: .seconds(60)), "\(fourth.stdoutSoFar(0).suffix(800))")
+        // Node 0 fails whole: it hosted the node rendezvous, the witness and rank 0.
+        try #require(Self.waitForCheckpoint(900, [first, fourth], timeout: .seconds(90)), "\(first.stderrSoFar(0).suffix(2000))")
+        #expect(Self.killed(namespaces, 0) >= 3)
+        let survivors = first.wait(timeout: .seconds(180))
+        let joined = fourth.wait(timeout: .seconds(60))[0]
+        for output in [survivors[2], joined] {
+            #expect(output.status == 0, "\(output.stderr.suffix(2000))")
+            #expect(output.stdout.components(separatedBy: "held-out accuracy").count - 1 == 2, "two workers finish: \(output.stdout.suffix(800))")
+        }
+        #expect(joined.stderr.contains("joining the running job"), "\(joined.stderr.suffix(1000))")
+        #expect(survivors[2].stderr.contains("the node rendezvous is not reachable"), "\(survivors[2].stderr.suffix(1000))")
+        try Self.expectWeights(in: out, count: 4, match: try Self.reference(workers: 6, trainer: trainer))
+    }
+
+    @Test func everyWorkerOfEveryNodeKilledAtOnceStartsAgainFromTheCheckpoint() throws {
+        let namespaces = try NamespaceHosts(repository: Self.repository, count: 2)
+        defer { namespaces.remove() }
+        let out = Self.directory("resume"), checkpoints = Self.directory("shared-checkpoints")
+        let trainer = ["--steps", "600", "--step-delay-ms", "10", "--checkpoint-every", "20"]
+        let agents = try Self.agents(namespaces, on: [0, 1], nodes: "2", trainer: trainer + ["--save", "\(out)/w-{member}.safetensors"],
+                                     extra: ["--checkpoint-dir", checkpoints])
+        defer { for index in 0..<2 { namespaces.killEverything(on: index) } }
+        try #require(Self.waitForCheckpoint(200, [agents], timeout: .seconds(90)), "\(agents.stderrSoFar(0).suffix(2000))")
+        // Every worker of both nodes at once; the agents live.
+        let workers = (0..<2).flatMap { WorkerProcesses.children(of: agents.pid($0)) }
+        #expect(workers.count == 4, "\(workers)")
+        for worker in workers { kill(worker, SIGKILL) }
+        let outputs = agents.wait(timeout: .seconds(180))
+        for output in outputs {
+            #expect(output.status == 0, "\(output.stderr.suffix(2000))")
+            #expect(output.stderr.contains("incarnation 1"), "\(output.stderr.suffix(2000))")
+            #expect(output.stdout.components(separatedBy: "held-out accuracy").count - 1 == 2, "two workers finish: \(output.stdout.suffix(800))")
+        }
+        #expect(outputs.contains { $0.stderr.contains("resumed from") }, "\(outputs.map { $0.stderr.suffix(1000) })")
+        try Self.expectWeights(in: out, count: 4, match: try Self.reference(workers: 4, trainer: trainer))
+    }
+
+    /// Waits until a member of any agent in `groups` logged its durable checkpoint of `step`
+    /// (the member with the lowest id writes them, wherever it runs).
+    static func waitForCheckpoint(_ step: Int, _ groups: [WorkerProcesses], timeout: Duration) -> Bool {
+        let marker = "checkpoint step \(step):"
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            for group in groups where group.processes.indices.contains(where: { group.stderrSoFar($0).contains(marker) }) { return true }
+            usleep(20_000)
+        }
+        return false
+    }
+
+    static func killed(_ namespaces: NamespaceHosts, _ index: Int) -> Int { namespaces.killEverything(on: index) }
+}
