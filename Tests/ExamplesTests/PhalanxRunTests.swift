@@ -100,4 +100,52 @@ import Testing
         // No worker outlives the launcher.
         #expect(!output.stdout.contains("100000/100000"))
     }
+
+    @Test func aKillInTheLastStepsEndsWithSuccessInTwentyRunsOfTwenty() throws {
+        // The replacement of a worker killed near the end may start after the others finished:
+        // it must exit 0 ("the job finished"), or not be started at all, and the launcher too.
+        var failures: [String] = [], endedAfterTheJob = 0
+        for run in 0..<20 {
+            let rank = run % 3, step = 196 + run % 4
+            let output = try Self.launch(["--nproc", "3", "--max-restarts", "3"], trainer: ["--steps", "200", "--kill-rank", "\(rank)", "--at-step", "\(step)"])
+                .wait(timeout: .seconds(120))[0]
+            if output.status != 0 { failures.append("run \(run) (rank \(rank) at step \(step)): \(output.status) \(output.stderr.suffix(600))") }
+            let text = output.stdout + output.stderr
+            if text.contains("already finished at step 200 without this process") || text.contains("after the job finished; not replaced") { endedAfterTheJob += 1 }
+        }
+        #expect(failures.isEmpty, "\(failures.count) of 20 runs failed: \(failures)")
+        // The case this is about happened: a replacement came too late for the job.
+        #expect(endedAfterTheJob >= 5, "only \(endedAfterTheJob) of 20 runs had a replacement arrive after the end")
+    }
+
+    @Test func theLauncherSurvivesWhatItsWorkersDo() throws {
+        func run(_ arguments: [String]) throws -> WorkerProcesses.Output {
+            try WorkerProcesses(executable: "phalanx-run", arguments: arguments, count: 1) { _ in ExampleLaunchTests.rootEnvironment }
+                .wait(timeout: .seconds(180))[0]
+        }
+        // Two thousand spawns (Foundation's Process crashed after some hundreds).
+        let many = try run(["--nproc", "2000", "--", "/bin/true"])
+        #expect(many.status == 0 && many.stderr.contains("2000 worker(s) done"), "\(many.stderr.suffix(600))")
+        // A flood of output, then the worker closes its pipes and lives on: every line arrives, prefixed.
+        let flood = try run(["--nproc", "2", "--", "/bin/sh", "-c", "seq 1 200000; exec >&- 2>&-; sleep 1"])
+        #expect(flood.status == 0, "\(flood.stderr.suffix(600))")
+        let lines = flood.stdout.split(separator: "\n")
+        #expect(lines.count == 400_000 && lines.allSatisfy { $0.hasPrefix("[0] ") || $0.hasPrefix("[1] ") }, "\(lines.count) lines")
+        #expect(lines.contains("[1] 200000"))
+        // A worker that cannot start: a clear error, a failed exit.
+        let missing = try run(["--nproc", "1", "--", "/nonexistent/trainer"])
+        #expect(missing.status != 0 && missing.stderr.contains("could not start /nonexistent/trainer: No such file or directory"), "\(missing.stderr)")
+        // Workers stopped and continued again and again (interrupted reads and writes).
+        let job = try WorkerProcesses(executable: "phalanx-run", arguments: ["--nproc", "2", "--", "/bin/sh", "-c", "for i in $(seq 1 40); do echo line $i; sleep 0.05; done"],
+                                      count: 1) { _ in ExampleLaunchTests.rootEnvironment }
+        usleep(300_000)
+        for _ in 0..<10 {
+            for child in WorkerProcesses.children(of: job.pid(0)) { kill(child, SIGSTOP) }
+            usleep(50_000)
+            for child in WorkerProcesses.children(of: job.pid(0)) { kill(child, SIGCONT) }
+            usleep(50_000)
+        }
+        let stopped = job.wait(timeout: .seconds(60))[0]
+        #expect(stopped.status == 0 && stopped.stdout.contains("[0] line 40") && stopped.stdout.contains("[1] line 40"), "\(stopped.stderr.suffix(600))")
+    }
 }
