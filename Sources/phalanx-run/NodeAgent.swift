@@ -30,10 +30,11 @@ final class NodeAgent: @unchecked Sendable {
     private let credentials: JobCredentials
     private let localHost: String
     private let nodeID: String
-    private var server: NodeRendezvousServer?
+    private let logger: Logger
     private let client: NodeRendezvousClient
     // Guarded by `lock`.
     private let lock = NSLock()
+    private var server: NodeRendezvousServer?
     private var lostGeneration: Int?
     private var done = false
 
@@ -44,19 +45,35 @@ final class NodeAgent: @unchecked Sendable {
         credentials = try JobCredentials.fromEnvironment(environment.merging(["PHALANX_JOB_ID": configuration.jobID]) { _, new in new }, logger: logger)
         localHost = environment["PHALANX_HOST"] ?? MemberNode.localAddress(toward: configuration.endpointHost) ?? "127.0.0.1"
         nodeID = "\(localHost)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        var rendezvous = NodeRendezvous(minNodes: configuration.minNodes, maxNodes: configuration.maxNodes)
-        rendezvous.lastCall = configuration.lastCall
-        // The agent whose host owns the endpoint hosts the rendezvous; binding fails elsewhere
-        // (not a local address) or when another agent of this host holds it already.
-        server = try? NodeRendezvousServer(host: configuration.endpointHost, port: configuration.endpointPort, credentials: credentials,
-                                           rendezvous: rendezvous, logger: logger)
-        server?.start()
+        self.logger = logger
         client = try NodeRendezvousClient(host: configuration.endpointHost, port: configuration.endpointPort, localHost: localHost,
                                           credentials: credentials, logger: logger)
+        _ = tryToHost()
+    }
+
+    /// Hosts the node rendezvous if this host owns the endpoint and nobody holds it: binding
+    /// fails elsewhere (not a local address) or while another agent of this host holds it. An
+    /// agent calls this again whenever the rendezvous does not answer, so that on the endpoint's
+    /// host a new rendezvous takes over (it adopts the running job from the agents' reports).
+    private func tryToHost() -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard server == nil else { return false }
+        var rendezvous = NodeRendezvous(minNodes: configuration.minNodes, maxNodes: configuration.maxNodes)
+        rendezvous.lastCall = configuration.lastCall
+        guard let hosted = try? NodeRendezvousServer(host: configuration.endpointHost, port: configuration.endpointPort, credentials: credentials,
+                                                     rendezvous: rendezvous, logger: logger) else { return false }
+        hosted.start()
+        server = hosted
+        return true
     }
 
     /// Whether this agent hosts the node rendezvous.
-    var hostsRendezvous: Bool { server != nil }
+    var hostsRendezvous: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return server != nil
+    }
 
     /// Runs the node's part of the job to its end.
     func run(say: @escaping @Sendable (String) -> Void) -> Supervisor.Outcome {
@@ -82,6 +99,7 @@ final class NodeAgent: @unchecked Sendable {
                 let reason = "the node rendezvous at \(configuration.endpointHost):\(configuration.endpointPort) is not reachable (\(error))"
                 if reason != lastReason { say(reason) }
                 lastReason = reason
+                if tryToHost() { say("hosting the node rendezvous at \(configuration.endpointHost):\(configuration.endpointPort) now") }
             }
             if first == nil { usleep(250_000) }
         }
@@ -103,8 +121,9 @@ final class NodeAgent: @unchecked Sendable {
         let outcome = supervisor.supervise(budget)
         lock.lock()
         done = true
+        let hosted = server
         lock.unlock()
-        server?.stop()
+        hosted?.stop()
         return outcome
     }
 
@@ -120,7 +139,7 @@ final class NodeAgent: @unchecked Sendable {
             let current = supervisor.currentGeneration
             let peersFile = peersPath(current)
             do {
-                let answer = try client.poll(report(generation: current, peersFile: peersFile))
+                let answer = try client.poll(report(generation: current, peersFile: peersFile, running: supervisor.runningWorkers))
                 if unreachableSaid {
                     say("the node rendezvous answers again")
                     unreachableSaid = false
@@ -128,8 +147,18 @@ final class NodeAgent: @unchecked Sendable {
                 if let step = answer.finishedStep, PeersFile.finishedStep(peersFile) == nil {
                     PeersFile.markFinished(step, in: peersFile)
                 }
+                lock.lock()
+                let lostHere = lostGeneration == current
+                lock.unlock()
                 if answer.generation > current, answer.role == .start || answer.role == .join {
                     say("incarnation \(answer.generation): \(answer.reason)")
+                    supervisor.adopt(generation(for: answer))
+                } else if answer.generation == current, answer.role == .join, answer.rejoin, lostHere {
+                    // Our workers' directory was stale: other nodes still train. Join again.
+                    say(answer.reason)
+                    lock.lock()
+                    lostGeneration = nil
+                    lock.unlock()
                     supervisor.adopt(generation(for: answer))
                 } else if answer.generation == current, let epoch = answer.epoch, !answer.members.isEmpty {
                     PeersFile.write(epoch: epoch, addresses: answer.members, to: peersFile)
@@ -139,13 +168,14 @@ final class NodeAgent: @unchecked Sendable {
                     say("the node rendezvous is not reachable (\(error)); the workers go on")
                     unreachableSaid = true
                 }
+                if tryToHost() { say("hosting the node rendezvous at \(configuration.endpointHost):\(configuration.endpointPort) now (it adopts the running job)") }
             }
             usleep(250_000)
         }
     }
 
-    private func report(generation: Int, peersFile: String?) -> AgentReport {
-        var report = AgentReport(node: nodeID, host: localHost, slots: configuration.workersPerNode, generation: generation)
+    private func report(generation: Int, peersFile: String?, running: Int = 0) -> AgentReport {
+        var report = AgentReport(node: nodeID, host: localHost, slots: configuration.workersPerNode, generation: generation, running: running)
         if let peersFile {
             report.epoch = PeersFile.epoch(peersFile)
             report.members = PeersFile.read(peersFile)

@@ -94,6 +94,13 @@ final class Supervisor: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Workers of the running incarnation that run now.
+    var runningWorkers: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return workers.filter { $0.generation == generation.number && $0.process.isRunning }.count
+    }
+
     /// The running incarnation's number.
     var currentGeneration: Int {
         lock.lock()
@@ -295,6 +302,7 @@ final class Supervisor: @unchecked Sendable {
                     lostSince = .now
                 }
                 onLost(lost)
+                anyRunning = true
             } else if let lost, finished == 0, !stop {
                 if current.number < budget.maxGenerations {
                     if restartFromCheckpoint(because: lost, budget: budget) {
@@ -364,11 +372,26 @@ final class Supervisor: @unchecked Sendable {
         return next
     }
 
-    /// Kills the workers left of the current incarnation and starts `next`'s.
+    /// Kills the workers left of the current incarnation and starts `next`'s. The same
+    /// incarnation again (the node's joiners had a stale directory) keeps the workers that run
+    /// and starts joiners for the missing ones.
     private func switchTo(_ next: Generation) {
         lock.lock()
-        let remaining = workers.filter { $0.generation == generation.number && $0.process.isRunning }
+        let running = workers.filter { $0.generation == generation.number && $0.process.isRunning }
+        let same = next.number == generation.number
         lock.unlock()
+        if same {
+            lock.lock()
+            generation = Generation(number: next.number, environment: next.environment, formed: next.formed, servers: next.servers,
+                                    starts: Array(next.starts.dropFirst(running.count)))
+            lock.unlock()
+            do { try startWorkers() } catch { say("could not start joiners: \(error)") }
+            lock.lock()
+            generation = next
+            lock.unlock()
+            return
+        }
+        let remaining = running
         if !remaining.isEmpty { say("stopping \(remaining.count) worker(s) of incarnation \(currentGeneration) for incarnation \(next.number)") }
         for worker in remaining { worker.process.signal(SIGKILL) }
         for worker in remaining { worker.process.waitUntilExit() }

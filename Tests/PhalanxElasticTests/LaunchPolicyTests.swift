@@ -49,13 +49,16 @@ struct LaunchPolicyTests {
 
         var full = NodeRendezvous(minNodes: 1, maxNodes: 2)
         _ = full.handle(report("a"), now: start)
-        let (_, at) = full.handle(report("b", slots: 3), now: start + .milliseconds(10))
-        #expect(at?.generation == 0 && at?.worldSize == 5, "the maximum forms at once")
+        let (_, early) = full.handle(report("b", slots: 3), now: start + .milliseconds(10))
+        #expect(early == nil, "nothing forms in the quiet start (a rendezvous started again hears the running job first)")
+        let (_, at) = full.handle(report("b", slots: 3), now: start + .seconds(1))
+        #expect(at?.generation == 0 && at?.worldSize == 5, "the maximum forms without a last call")
     }
 
     @Test func lateNodesJoinWithTheDirectoryUpToTheMaximumAndSparesWait() {
         var rendezvous = NodeRendezvous(minNodes: 1, maxNodes: 2)
         rendezvous.lastCall = .zero
+        rendezvous.quietStart = .zero
         _ = rendezvous.handle(report("a"), now: start)
         // No member directory yet: a newcomer cannot be told whom to ask.
         #expect(rendezvous.handle(report("b"), now: start + .milliseconds(10)).0.role == .wait)
@@ -80,6 +83,7 @@ struct LaunchPolicyTests {
 
     @Test func aLostJobStartsAgainWithTheLiveNodesAndAFinishedJobStaysFinished() {
         var rendezvous = NodeRendezvous(minNodes: 2, maxNodes: 2)
+        rendezvous.quietStart = .zero
         _ = rendezvous.handle(report("a"), now: start)
         _ = rendezvous.handle(report("b"), now: start)
         var lost = report("a", generation: 0)
@@ -100,5 +104,48 @@ struct LaunchPolicyTests {
         lostAfter.lost = true
         let (finished, noMore) = rendezvous.handle(lostAfter, now: start + .seconds(3))
         #expect(noMore == nil && finished.role == .finished && finished.finishedStep == 600)
+    }
+
+    @Test func aRendezvousStartedAgainAdoptsTheRunningJobInsteadOfFormingASecondOne() {
+        var rendezvous = NodeRendezvous(minNodes: 1, maxNodes: 3)
+        // A new agent on the endpoint's host reports first, then the running job's agents.
+        #expect(rendezvous.handle(report("new"), now: start).0.role == .wait)
+        var running = report("a", generation: 4)
+        running.epoch = 9
+        running.members = ["10.0.0.2:4000", "10.0.0.2:4001"]
+        _ = rendezvous.handle(running, now: start + .milliseconds(250))
+        #expect(rendezvous.generation == 4)
+        let (answer, formed) = rendezvous.handle(report("new"), now: start + .seconds(3))
+        #expect(formed == nil && answer.role == .join && answer.generation == 4 && answer.members == running.members)
+        // When the adopted job loses every member, the next incarnation forms with the live nodes.
+        var lost = report("a", generation: 4)
+        lost.lost = true
+        let (restart, next) = rendezvous.handle(lost, now: start + .seconds(4))
+        #expect(next?.generation == 5 && next?.worldSize == 4 && restart.role == .start)
+    }
+
+    @Test func aLossOneNodeReportsWhileAnotherStillRunsWorkersIsNotALoss() {
+        var rendezvous = NodeRendezvous(minNodes: 2, maxNodes: 2)
+        rendezvous.quietStart = .zero
+        _ = rendezvous.handle(report("a"), now: start)
+        _ = rendezvous.handle(report("b"), now: start)
+        var alive = report("b", generation: 0)
+        alive.running = 2
+        alive.epoch = 5
+        alive.members = ["10.0.0.2:4000"]
+        _ = rendezvous.handle(alive, now: start + .seconds(1))
+        var lost = report("a", generation: 0)
+        lost.lost = true
+        let (first, none) = rendezvous.handle(lost, now: start + .seconds(2))
+        #expect(none == nil && first.role == .wait, "node b still runs workers: \(first.reason)")
+        _ = rendezvous.handle(alive, now: start + .seconds(6))
+        let (again, stillNone) = rendezvous.handle(lost, now: start + .seconds(7))
+        #expect(stillNone == nil && again.role == .join && again.rejoin && again.members == alive.members, "\(again.reason)")
+        // Now node b lost its workers too: the loss is confirmed, the next incarnation forms.
+        var gone = report("b", generation: 0)
+        gone.running = 0
+        _ = rendezvous.handle(gone, now: start + .seconds(8))
+        let (restart, next) = rendezvous.handle(lost, now: start + .seconds(8))
+        #expect(next?.generation == 1 && restart.role == .start && restart.generation == 1)
     }
 }

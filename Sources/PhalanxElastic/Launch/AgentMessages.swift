@@ -15,12 +15,15 @@ public struct AgentReport: Codable, Sendable, Equatable {
     public var members: [String]
     /// The step the job finished at, once one of its workers finished.
     public var finishedStep: Int?
-    /// One of its workers of `generation` found no live member of the job.
+    /// One of its workers of `generation` found no live member of the job (the rendezvous
+    /// starts again from the checkpoints once no node runs a worker of `generation`).
     public var lost: Bool
+    /// Its workers of `generation` running now.
+    public var running: Int
 
     /// A report.
     public init(node: String, host: String, slots: Int, generation: Int = -1, epoch: UInt64? = nil, members: [String] = [],
-                finishedStep: Int? = nil, lost: Bool = false) {
+                finishedStep: Int? = nil, lost: Bool = false, running: Int = 0) {
         self.node = node
         self.host = host
         self.slots = slots
@@ -29,6 +32,7 @@ public struct AgentReport: Codable, Sendable, Equatable {
         self.members = members
         self.finishedStep = finishedStep
         self.lost = lost
+        self.running = running
     }
 }
 
@@ -40,7 +44,9 @@ public struct AgentAssignment: Codable, Sendable, Equatable {
         case wait
         /// Start its workers as ranks `rankBase ..< rankBase + slots` of `worldSize` of `generation`.
         case start
-        /// Start its workers as joiners of the running job (members at `members`).
+        /// Start its workers as joiners of the running job (members at `members`); also the
+        /// answer to an agent that reported the job lost while other nodes still run workers
+        /// of it (its directory was stale: try again).
         case join
         /// The job finished: start nothing, let replacements exit.
         case finished
@@ -66,6 +72,8 @@ public struct AgentAssignment: Codable, Sendable, Equatable {
     public var members: [String] = []
     /// The step the job finished at.
     public var finishedStep: Int?
+    /// The agent reported the job lost, but other nodes still run it: start joiners again.
+    public var rejoin = false
     /// Why, in words (for the agent's log).
     public var reason: String
 

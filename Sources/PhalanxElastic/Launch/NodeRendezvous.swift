@@ -18,6 +18,13 @@ public struct NodeRendezvous: Sendable {
     public var lastCall: Duration = .seconds(2)
     /// An agent silent this long is gone.
     public var lease: Duration = .seconds(5)
+    /// An agent that reported the job lost while other nodes still run workers of it is told
+    /// to join again after this long (its workers' directory was stale).
+    public var rejoinAfter: Duration = .seconds(5)
+    /// Nothing forms until this long after the first report: a rendezvous started again (its
+    /// host died, another agent took over the endpoint) first hears from the agents of the
+    /// running job and adopts it instead of starting a second job.
+    public var quietStart: Duration = .seconds(1)
 
     private struct Agent {
         var report: AgentReport
@@ -34,6 +41,11 @@ public struct NodeRendezvous: Sendable {
     private var starters: Set<String> = []
     private var worldSize = 0
     private var minimumSince: ContinuousClock.Instant?
+    private var firstReport: ContinuousClock.Instant?
+    // The newest incarnation that lost every member.
+    private var lostGeneration = -1
+    // Since when each agent reports the running incarnation lost (unconfirmed).
+    private var lostSince: [String: ContinuousClock.Instant] = [:]
     private var directory: (epoch: UInt64, members: [String])?
     private var finishedStep: Int?
 
@@ -55,6 +67,18 @@ public struct NodeRendezvous: Sendable {
     /// call formed an incarnation (the caller fills in `rendezvousPort` and `witness` of the
     /// `start` answers for it).
     public mutating func handle(_ report: AgentReport, now: ContinuousClock.Instant) -> (AgentAssignment, formed: Formation?) {
+        if firstReport == nil { firstReport = now }
+        if report.generation > generation, report.generation > lostGeneration, !report.lost {
+            // An agent of a running job this rendezvous never formed (it was started again):
+            // adopt the job, so that nothing forms beside it.
+            generation = report.generation
+            participants = [:]
+            starters = []
+            directory = nil
+        }
+        if report.generation == generation, generation > lostGeneration, participants[report.node] == nil, !report.lost {
+            participants[report.node] = -1
+        }
         if var agent = agents[report.node] {
             agent.report = report
             agent.lastSeen = now
@@ -68,9 +92,23 @@ public struct NodeRendezvous: Sendable {
             directory = (epoch, report.members)
         }
         var formed: Formation?
+        if report.lost, report.generation == generation {
+            if lostSince[report.node] == nil { lostSince[report.node] = now }
+        } else {
+            lostSince[report.node] = nil
+        }
+        var rejoin = false
         if finishedStep == nil {
-            if report.lost, report.generation == generation, generation >= 0 {
-                // Its workers found no live member: the running incarnation is over.
+            if report.lost, report.generation == generation, generation >= 0, !lossConfirmed(now: now) {
+                // Another node still runs workers of it: not lost, the directory was stale.
+                if let since = lostSince[report.node], now - since >= rejoinAfter {
+                    lostSince[report.node] = nil
+                    rejoin = true
+                }
+            } else if report.lost, report.generation == generation, generation >= 0 {
+                // No node runs a worker of it any more: the running incarnation is over.
+                lostGeneration = generation
+                lostSince = [:]
                 participants = [:]
                 starters = []
                 minimumSince = nil
@@ -78,7 +116,21 @@ public struct NodeRendezvous: Sendable {
             }
             if participants.isEmpty { formed = formIfReady(now: now) }
         }
-        return (answer(report.node, now: now), formed)
+        var answer = answer(report.node, now: now)
+        if rejoin, answer.role == .start || answer.role == .join, directory != nil {
+            answer.role = .join
+            answer.rejoin = true
+            answer.reason = "other nodes still run workers of incarnation \(generation): joining again"
+        } else if !rejoin, report.lost, report.generation == generation, answer.role == .start || answer.role == .join {
+            answer.role = .wait
+            answer.reason = "waiting: other nodes may still run workers of incarnation \(generation)"
+        }
+        return (answer, formed)
+    }
+
+    /// Whether no live agent of the running incarnation runs a worker of it any more.
+    private func lossConfirmed(now: ContinuousClock.Instant) -> Bool {
+        agents.values.filter { now - $0.lastSeen < lease && $0.report.generation == generation }.allSatisfy { $0.report.running == 0 }
     }
 
     /// The agents whose lease is current.
@@ -94,6 +146,7 @@ public struct NodeRendezvous: Sendable {
         }
         let since = minimumSince ?? now
         minimumSince = since
+        guard let firstReport, now - firstReport >= quietStart else { return nil }
         // A restart after the job lost every member forms at once: the agents are known.
         guard live.count >= maxNodes || now - since >= lastCall || generation >= 0 else { return nil }
         generation += 1
