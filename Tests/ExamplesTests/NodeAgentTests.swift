@@ -14,7 +14,7 @@ struct NodeAgentTests {
     /// Starts one agent on each host in `hosts` (indexes into `namespaces`).
     static func agents(_ namespaces: NamespaceHosts, on hosts: [Int], nodes: String, trainer: [String], extra: [String] = []) throws -> WorkerProcesses {
         let (executable, arguments) = NamespaceHosts.inNamespace(ExampleLaunchTests.binary("phalanx-run"), [
-            "--nnodes", nodes, "--nproc-per-node", "2", "--rdzv-endpoint", "\(namespaces.address(0)):\(port)", "--rdzv-id", "agents",
+            "--nnodes", nodes, "--nproc-per-node", "2", "--rdzv-endpoint", "\(namespaces.address(0)):\(port)", "--rdzv-id", "job1",
             "--rdzv-last-call", "3", "--rdzv-timeout", "60", "--max-restarts", "4",
         ] + extra + ["--", ExampleLaunchTests.binary("DigitsMLP"), "--hidden", "32", "--print-every", "100"] + trainer)
         return try WorkerProcesses(executable: executable, arguments: arguments, count: hosts.count) { index in
