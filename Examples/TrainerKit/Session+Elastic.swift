@@ -11,7 +11,7 @@ extension Session {
         if let minimum = options.minMembers ?? ProcessInfo.processInfo.environment["PHALANX_MIN_MEMBERS"].flatMap(Int.init) { elastic.minimumMembers = minimum }
         if let maximum = ProcessInfo.processInfo.environment["PHALANX_MAX_MEMBERS"].flatMap(Int.init) { elastic.maximumMembers = maximum }
         elastic.checkpointDirectory = options.checkpointDirectory
-        elastic.checkpointEvery = options.checkpointEvery
+        elastic.checkpointEvery = options.checkpointInterval
         if let ms = options.failureTimeoutMs {
             elastic.failureTimeout = .milliseconds(ms)
             elastic.heartbeatTimeout = .milliseconds(ms * 3 / 4)

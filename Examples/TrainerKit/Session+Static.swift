@@ -67,7 +67,7 @@ extension Session {
                 fflush(nil)
                 kill(getpid(), SIGKILL)
             }
-            if let writer, state.step % options.checkpointEvery == 0 {
+            if let writer, state.step % options.checkpointInterval == 0 {
                 print("checkpoint saving step \(state.step)")
                 let start = Date()
                 try writer.submit(try state.checkpointSnapshot(epoch: sampler.epoch(ofStep: state.step), dataCursor: state.step, worldSize: size))

@@ -31,8 +31,8 @@ public struct TrainerOptions: ParsableArguments {
     public var save: String?
     @Option(help: "Durable checkpoints in this directory; a run started again resumes from the newest valid one.")
     public var checkpointDir: String?
-    @Option(help: "Steps between checkpoints.")
-    public var checkpointEvery = 50
+    @Option(help: "Steps between checkpoints (default: PHALANX_CHECKPOINT_EVERY, else 50).")
+    public var checkpointEvery: Int?
     @Option(help: "Directory for metrics (JSON lines), the timeline (Chrome trace) and the plot (SVG). Default: PHALANX_OUT_DIR, else none.")
     public var outDir: String?
     @Option(help: "Print a progress line every N steps (default: every 5 epochs).")
@@ -58,6 +58,12 @@ public struct TrainerOptions: ParsableArguments {
     /// The durable checkpoint directory: `--checkpoint-dir`, else `PHALANX_CHECKPOINT_DIR` (what
     /// phalanx-run sets, so that a job that lost every member resumes from disk).
     public var checkpointDirectory: String? { checkpointDir ?? ProcessInfo.processInfo.environment["PHALANX_CHECKPOINT_DIR"] }
+
+    /// Steps between durable checkpoints: `--checkpoint-every`, else `PHALANX_CHECKPOINT_EVERY`
+    /// (what `phalanx-run --checkpoint-every` sets), else 50.
+    public var checkpointInterval: Int {
+        max(1, checkpointEvery ?? ProcessInfo.processInfo.environment["PHALANX_CHECKPOINT_EVERY"].flatMap(Int.init) ?? 50)
+    }
 
     /// The directory for metrics, timeline and plot, if any.
     public var outputDirectory: String? { outDir ?? ProcessInfo.processInfo.environment["PHALANX_OUT_DIR"] }

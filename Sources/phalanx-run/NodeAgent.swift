@@ -23,6 +23,7 @@ final class NodeAgent: @unchecked Sendable {
         var outDir: String?
         var maxRestarts: Int
         var restartWindow: Duration
+        var checkpointEvery: Int?
         var arguments: [String]
     }
 
@@ -200,6 +201,7 @@ final class NodeAgent: @unchecked Sendable {
         ]
         if let witness = answer.witness { environment["PHALANX_WITNESS"] = witness }
         if let outDir = configuration.outDir { environment["PHALANX_OUT_DIR"] = outDir }
+        if let every = configuration.checkpointEvery { environment["PHALANX_CHECKPOINT_EVERY"] = "\(every)" }
         if let epoch = answer.epoch, !answer.members.isEmpty { PeersFile.write(epoch: epoch, addresses: answer.members, to: peersFile) }
         let starts: [[String: String]]
         let formed: @Sendable () -> Bool

@@ -53,8 +53,10 @@ struct PhalanxRun: ParsableCommand {
     var masterAddr = "127.0.0.1"
     @Option(help: "Rendezvous port (0: any free port).")
     var masterPort: UInt16 = 0
-    @Option(help: "Durable checkpoints (PHALANX_CHECKPOINT_DIR for the workers); default: a scratch directory removed at exit.")
+    @Option(help: "Durable checkpoints (PHALANX_CHECKPOINT_DIR for the workers); default: OUT_DIR/checkpoints with --out-dir, else a scratch directory removed at exit.")
     var checkpointDir: String?
+    @Option(help: "Steps between durable checkpoints (PHALANX_CHECKPOINT_EVERY for the workers; default: the trainer's).")
+    var checkpointEvery: Int?
     @Option(help: "Times the whole job may be started again from its newest checkpoint after it lost every member.")
     var maxResumes = 3
     @Option(help: "Also start again from the newest checkpoint when none was written for this many seconds (0: off).")
@@ -78,6 +80,7 @@ struct PhalanxRun: ParsableCommand {
         }
         guard maxRestarts >= 0 else { throw ValidationError("--max-restarts must be ≥ 0") }
         guard restartWindow > 0 else { throw ValidationError("--restart-window must be positive") }
+        if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
         guard maxResumes >= 0 else { throw ValidationError("--max-resumes must be ≥ 0") }
         guard stallTimeout >= 0 else { throw ValidationError("--stall-timeout must be ≥ 0") }
         if let minNproc, minNproc < 1 || minNproc > (nproc ?? 0) { throw ValidationError("--min-nproc must be between 1 and --nproc") }
@@ -110,12 +113,13 @@ struct PhalanxRun: ParsableCommand {
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         if let outDir { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }
-        let checkpoints = checkpointDir ?? "\(scratch)/checkpoints"
+        let checkpoints = checkpointDir ?? outDir.map { "\($0)/checkpoints" } ?? "\(scratch)/checkpoints"
         var environment: [String: String] = [
             "PHALANX_WORLD_SIZE": "\(nproc)", "PHALANX_MASTER_ADDR": masterAddr, "PHALANX_RENDEZVOUS_EXTERNAL": "1",
             "PHALANX_JOB_ID": jobID, "PHALANX_JOB_SECRET": secret, "PHALANX_ELASTIC": "1", "PHALANX_CHECKPOINT_DIR": checkpoints,
         ]
         if let minNproc { environment["PHALANX_MIN_MEMBERS"] = "\(minNproc)" }
+        if let checkpointEvery { environment["PHALANX_CHECKPOINT_EVERY"] = "\(checkpointEvery)" }
         if let outDir { environment["PHALANX_OUT_DIR"] = outDir }
         let (host, firstPort) = (masterAddr, masterPort)
         // Each incarnation of the job (the first, and each start from the checkpoints after the
@@ -164,7 +168,7 @@ struct PhalanxRun: ParsableCommand {
             minNodes: nodes.lowerBound, maxNodes: nodes.upperBound, workersPerNode: perNode, endpointHost: endpoint.host,
             endpointPort: endpoint.port, jobID: rdzvId, lastCall: .milliseconds(Int(rdzvLastCall * 1000)),
             rendezvousTimeout: .milliseconds(Int(rdzvTimeout * 1000)), checkpoints: checkpoints, scratch: scratch, outDir: outDir,
-            maxRestarts: maxRestarts, restartWindow: .milliseconds(Int(restartWindow * 1000)), arguments: arguments)
+            maxRestarts: maxRestarts, restartWindow: .milliseconds(Int(restartWindow * 1000)), checkpointEvery: checkpointEvery, arguments: arguments)
         let agent = try NodeAgent(configuration, environment: ProcessInfo.processInfo.environment, logger: Logger(label: "phalanx-run"))
         let outcome = agent.run { Supervisor.say($0) }
         Supervisor.say(outcome.summary)

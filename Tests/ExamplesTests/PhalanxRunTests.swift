@@ -148,4 +148,13 @@ import Testing
         let stopped = job.wait(timeout: .seconds(60))[0]
         #expect(stopped.status == 0 && stopped.stdout.contains("[0] line 40") && stopped.stdout.contains("[1] line 40"), "\(stopped.stderr.suffix(600))")
     }
+
+    @Test func checkpointsAreDurableByDefaultUnderTheOutputDirectoryAtTheGivenCadence() throws {
+        let out = Self.directory("cadence")
+        let output = try Self.launch(["--nproc", "2", "--out-dir", out, "--checkpoint-every", "30"], trainer: ["--steps", "120"])
+            .wait(timeout: .seconds(120))[0]
+        #expect(output.status == 0, "\(output.stderr.suffix(800))")
+        let saved = try FileManager.default.contentsOfDirectory(atPath: "\(out)/checkpoints").filter { $0.hasSuffix(".safetensors") }.sorted()
+        #expect(saved == ["step-000000000060.safetensors", "step-000000000090.safetensors", "step-000000000120.safetensors"], "\(saved)")
+    }
 }
