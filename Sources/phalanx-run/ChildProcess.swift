@@ -87,11 +87,12 @@ final class ChildProcess: @unchecked Sendable {
     /// Whether it is still running.
     var isRunning: Bool { termination == nil }
 
-    /// Sends `number` unless the child was already reaped.
+    /// Sends `number` to the child's process group (the worker and whatever it started: a
+    /// shell's children, data loaders), unless the child was already reaped.
     func signal(_ number: Int32) {
         lock.lock()
         defer { lock.unlock() }
-        if reap(options: WNOHANG) == nil { kill(pid, number) }
+        if reap(options: WNOHANG) == nil { kill(-pid, number) }
     }
 
     /// Blocks until it ends.

@@ -38,6 +38,8 @@ final class NodeAgent: @unchecked Sendable {
     private var server: NodeRendezvousServer?
     private var lostGeneration: Int?
     private var done = false
+    // The newest incarnation handed to the supervisor (it may not have switched yet).
+    private var adopted = -1
 
     /// Sets up the agent; hosts the node rendezvous when the endpoint is a local address that is free.
     /// - Throws: `SocketError`/`ElasticError` when the credentials or local ports cannot be set up.
@@ -105,6 +107,9 @@ final class NodeAgent: @unchecked Sendable {
             if first == nil { usleep(250_000) }
         }
         guard let first else { return Supervisor.Outcome(code: 1, summary: "no assignment") }
+        lock.lock()
+        adopted = first.generation
+        lock.unlock()
         let supervisor = Supervisor(arguments: configuration.arguments, first: generation(for: first), makeNext: nil)
         Signals.forward(to: supervisor)
         do { try supervisor.startWorkers() } catch {
@@ -124,7 +129,22 @@ final class NodeAgent: @unchecked Sendable {
         done = true
         let hosted = server
         lock.unlock()
-        hosted?.stop()
+        if let hosted {
+            // The other nodes still need the rendezvous (joins, the witness, starting again):
+            // serve it until their leases ran out, within the rendezvous timeout.
+            let deadline = ContinuousClock.now + configuration.rendezvousTimeout
+            var said = false
+            while ContinuousClock.now < deadline {
+                let others = hosted.liveNodes(excluding: nodeID)
+                if others == 0 { break }
+                if !said {
+                    say("keeping the node rendezvous up for \(others) other node(s)")
+                    said = true
+                }
+                usleep(250_000)
+            }
+            hosted.stop()
+        }
         return outcome
     }
 
@@ -150,11 +170,14 @@ final class NodeAgent: @unchecked Sendable {
                 }
                 lock.lock()
                 let lostHere = lostGeneration == current
+                let newest = max(adopted, current)
+                if answer.generation > newest, answer.role == .start || answer.role == .join { adopted = answer.generation }
                 lock.unlock()
-                if answer.generation > current, answer.role == .start || answer.role == .join {
+                if answer.role == .finished { supervisor.noteJobFinished() }
+                if answer.generation > newest, answer.role == .start || answer.role == .join {
                     say("incarnation \(answer.generation): \(answer.reason)")
                     supervisor.adopt(generation(for: answer))
-                } else if answer.generation == current, answer.role == .join, answer.rejoin, lostHere {
+                } else if answer.generation == current, answer.generation == newest, answer.role == .join, answer.rejoin, lostHere {
                     // Our workers' directory was stale: other nodes still train. Join again.
                     say(answer.reason)
                     lock.lock()

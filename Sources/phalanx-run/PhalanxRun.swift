@@ -74,12 +74,15 @@ struct PhalanxRun: ParsableCommand {
             guard let perNode = nprocPerNode, perNode >= 1 else { throw ValidationError("--nnodes needs --nproc-per-node ≥ 1") }
             guard endpoint != nil else { throw ValidationError("--nnodes needs --rdzv-endpoint HOST:PORT") }
             guard rdzvBackend == "builtin" else { throw ValidationError("--rdzv-backend \(rdzvBackend) is not available; use builtin") }
-            guard rdzvLastCall >= 0, rdzvTimeout > 0 else { throw ValidationError("--rdzv-last-call must be ≥ 0 and --rdzv-timeout positive") }
+            guard rdzvLastCall >= 0, rdzvTimeout > 0, rdzvLastCall.isFinite, rdzvTimeout.isFinite, rdzvLastCall < 1e9, rdzvTimeout < 1e9 else {
+                throw ValidationError("--rdzv-last-call must be ≥ 0 and --rdzv-timeout positive (seconds)")
+            }
         } else {
             guard let nproc, nproc >= 1 else { throw ValidationError("--nproc must be at least 1 (or give --nnodes and --nproc-per-node)") }
         }
         guard maxRestarts >= 0 else { throw ValidationError("--max-restarts must be ≥ 0") }
-        guard restartWindow > 0 else { throw ValidationError("--restart-window must be positive") }
+        guard restartWindow > 0, restartWindow.isFinite, restartWindow < 1e9 else { throw ValidationError("--restart-window must be a positive number of seconds") }
+        guard stallTimeout.isFinite, stallTimeout < 1e9 else { throw ValidationError("--stall-timeout must be a number of seconds") }
         if let checkpointEvery, checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1") }
         guard maxResumes >= 0 else { throw ValidationError("--max-resumes must be ≥ 0") }
         guard stallTimeout >= 0 else { throw ValidationError("--stall-timeout must be ≥ 0") }
@@ -164,6 +167,9 @@ struct PhalanxRun: ParsableCommand {
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         if let outDir { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }
         let checkpoints = checkpointDir ?? outDir.map { "\($0)/checkpoints" } ?? "\(scratch)/checkpoints"
+        if checkpointDir == nil, outDir == nil {
+            Supervisor.say("checkpoints go to \(checkpoints), on this node only and removed at exit: give every node the same --checkpoint-dir on a shared file system to start the job again from them after every member was lost")
+        }
         let configuration = NodeAgent.Configuration(
             minNodes: nodes.lowerBound, maxNodes: nodes.upperBound, workersPerNode: perNode, endpointHost: endpoint.host,
             endpointPort: endpoint.port, jobID: rdzvId, lastCall: .milliseconds(Int(rdzvLastCall * 1000)),

@@ -76,6 +76,7 @@ final class Supervisor: @unchecked Sendable {
     private var stopping = false
     private var nextLabel = 0
     private var incoming: Generation?
+    private var finishedElsewhere = false
     private let output = NSLock()
 
     /// Starts with incarnation `first`; `makeNext(n)` sets up incarnation `n` when this launcher
@@ -99,6 +100,14 @@ final class Supervisor: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return workers.filter { $0.generation == generation.number && $0.process.isRunning }.count
+    }
+
+    /// The job finished on another node (a node rendezvous said so): no more replacements, a
+    /// worker that finds nobody to join is done, and the launcher succeeds once its workers end.
+    func noteJobFinished() {
+        lock.lock()
+        finishedElsewhere = true
+        lock.unlock()
     }
 
     /// The running incarnation's number.
@@ -147,7 +156,10 @@ final class Supervisor: @unchecked Sendable {
     func spawn(label: String, extra: [String: String]) throws {
         lock.lock()
         let current = generation
+        let refused = stopping
         lock.unlock()
+        // Nothing new starts once the launcher is stopping (Ctrl-C): it would never be stopped.
+        guard !refused else { return }
         let executable = arguments[0]
         let path = executable.contains("/") ? executable : Supervisor.which(executable) ?? executable
         var variables = ProcessInfo.processInfo.environment
@@ -158,7 +170,10 @@ final class Supervisor: @unchecked Sendable {
         stream(process.errors, prefix: "[\(label)] ", to: STDERR_FILENO, group: readers)
         lock.lock()
         workers.append(Worker(label: label, rank: extra["PHALANX_RANK"].flatMap { Int($0) }, generation: current.number, process: process, readers: readers, started: .now))
+        let lateForStop = stopping
         lock.unlock()
+        // Ctrl-C came while it was being started: it stops with the others.
+        if lateForStop { process.signal(SIGTERM) }
     }
 
     /// Copies a worker's pipe to `sink` line by line, each line prefixed. Plain `read`/`write`
@@ -199,7 +214,11 @@ final class Supervisor: @unchecked Sendable {
         stopping = true
         let running = workers.filter { $0.process.isRunning }
         lock.unlock()
-        guard first else { return }
+        guard first else {
+            // Asked again (a second Ctrl-C): ask the workers left again.
+            for worker in running { worker.process.signal(SIGTERM) }
+            return
+        }
         say("stopping \(running.count) worker(s)")
         for worker in running { worker.process.signal(SIGTERM) }
         Thread {
@@ -230,6 +249,7 @@ final class Supervisor: @unchecked Sendable {
             lock.lock()
             let snapshot = workers
             let stop = stopping
+            let elsewhere = finishedElsewhere
             let current = generation
             lock.unlock()
             var anyRunning = false
@@ -237,7 +257,8 @@ final class Supervisor: @unchecked Sendable {
             for worker in snapshot {
                 guard let termination = worker.process.termination else { anyRunning = true; continue }
                 guard seen.insert(worker.label).inserted else { continue }
-                worker.readers.wait()
+                // A child of the worker may hold its pipes open: do not wait for them forever.
+                _ = worker.readers.wait(timeout: .now() + 5)
                 // Workers of an earlier incarnation were stopped by this launcher.
                 guard worker.generation == current.number else { continue }
                 let (status, signalled): (Int32, Bool) = switch termination {
@@ -249,11 +270,11 @@ final class Supervisor: @unchecked Sendable {
                     continue
                 }
                 let how = signalled ? "was killed by signal \(status)" : "exited with status \(status)"
-                if !signalled, status == budget.unreachableStatus, budget.checkpoints != nil, !stop, finished == 0 {
+                if !signalled, status == budget.unreachableStatus, budget.checkpoints != nil, !stop, !(finished > 0 || elsewhere) {
                     lost = "worker \(worker.label) found no live member of the job"
                 } else if stop {
                     say("worker \(worker.label) \(how) while stopping")
-                } else if finished > 0 {
+                } else if finished > 0 || elsewhere {
                     // A worker that finished means the job did: nothing left to join.
                     say("worker \(worker.label) \(how) after the job finished; not replaced")
                 } else if let delay = replacements.grant(lived: .now - worker.started) {
@@ -274,7 +295,7 @@ final class Supervisor: @unchecked Sendable {
             // Replacements whose back-off is over (dropped once the job finished or moved on).
             let due = pending.filter { $0.due <= .now }
             pending.removeAll { $0.due <= .now }
-            for replacement in due where !stop && finished == 0 && replacement.generation == current.number {
+            for replacement in due where !stop && !(finished > 0 || elsewhere) && replacement.generation == current.number {
                 do {
                     try spawn(label: replacement.label, extra: replacement.rank.map { ["PHALANX_RANK": "\($0)"] } ?? ["PHALANX_JOIN": "1"])
                     anyRunning = true
@@ -284,6 +305,7 @@ final class Supervisor: @unchecked Sendable {
                 }
             }
             if !pending.isEmpty { anyRunning = true }
+            if elsewhere { lostSince = nil }
             if let since = lostSince, !stop {
                 if .now - since < budget.lostWait {
                     anyRunning = true
@@ -293,17 +315,17 @@ final class Supervisor: @unchecked Sendable {
                     lostSince = nil
                 }
             }
-            if lost == nil, finished == 0, !stop, let stall = budget.stallTimeout, progress.stalled(for: stall) {
+            if lost == nil, !(finished > 0 || elsewhere), !stop, let stall = budget.stallTimeout, progress.stalled(for: stall) {
                 lost = "no checkpoint was written for \(stall)"
             }
-            if let lost, finished == 0, !stop, let onLost = budget.onLost {
+            if let lost, !(finished > 0 || elsewhere), !stop, let onLost = budget.onLost {
                 if lostSince == nil {
                     say("\(lost); asking the node rendezvous to start the job again from its newest checkpoint")
                     lostSince = .now
                 }
                 onLost(lost)
                 anyRunning = true
-            } else if let lost, finished == 0, !stop {
+            } else if let lost, !(finished > 0 || elsewhere), !stop {
                 if current.number < budget.maxGenerations {
                     if restartFromCheckpoint(because: lost, budget: budget) {
                         progress = Progress(directory: budget.checkpoints)
@@ -332,7 +354,10 @@ final class Supervisor: @unchecked Sendable {
         lock.unlock()
         let again = generations > 0 ? ", \(generations) restart(s) from the checkpoints" : ""
         if stopped { return Outcome(code: 130, summary: "stopped; \(finished) worker(s) had finished") }
-        if failedBeyondBudget > 0 || finished == 0 {
+        lock.lock()
+        let doneElsewhere = finishedElsewhere
+        lock.unlock()
+        if failedBeyondBudget > 0 || (finished == 0 && !doneElsewhere) {
             return Outcome(code: 1, summary: "job failed: \(failedBeyondBudget) worker failure(s) beyond the restart budget, \(finished) worker(s) finished\(again)")
         }
         return Outcome(code: 0, summary: "job finished: \(finished) worker(s) done, \(restarts) replacement(s) started\(again)")
@@ -367,6 +392,7 @@ final class Supervisor: @unchecked Sendable {
     private func takeIncoming() -> Generation? {
         lock.lock()
         defer { lock.unlock() }
+        guard !stopping else { return nil }
         let next = incoming
         incoming = nil
         return next
@@ -411,12 +437,15 @@ final class Supervisor: @unchecked Sendable {
     }
 }
 
-/// Ctrl-C and SIGTERM stop the workers cleanly instead of killing the launcher alone.
+/// Ctrl-C, SIGTERM and SIGHUP stop the workers cleanly instead of killing the launcher alone.
 enum Signals {
     nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
 
     static func forward(to supervisor: Supervisor) {
-        for number in [SIGINT, SIGTERM] {
+        // A closed output (`phalanx-run … | head`) must not kill the launcher and orphan the
+        // workers: writes then fail with EPIPE, which `write` gives up on quietly.
+        signal(SIGPIPE, SIG_IGN)
+        for number in [SIGINT, SIGTERM, SIGHUP] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { supervisor.stopAll() }

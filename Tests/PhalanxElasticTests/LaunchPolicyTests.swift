@@ -37,6 +37,7 @@ struct LaunchPolicyTests {
     @Test func theNodeRendezvousFormsAtTheMaximumAtOnceOrAfterTheLastCall() {
         var rendezvous = NodeRendezvous(minNodes: 2, maxNodes: 3)
         rendezvous.lastCall = .seconds(2)
+        rendezvous.quietStart = .seconds(1)
         #expect(rendezvous.handle(report("a"), now: start).0.role == .wait)
         // The minimum is there: the last call runs.
         #expect(rendezvous.handle(report("b"), now: start + .milliseconds(100)).0.role == .wait)
@@ -48,6 +49,7 @@ struct LaunchPolicyTests {
         #expect(b.role == .start && b.rankBase == 2)
 
         var full = NodeRendezvous(minNodes: 1, maxNodes: 2)
+        full.quietStart = .seconds(1)
         _ = full.handle(report("a"), now: start)
         let (_, early) = full.handle(report("b", slots: 3), now: start + .milliseconds(10))
         #expect(early == nil, "nothing forms in the quiet start (a rendezvous started again hears the running job first)")
@@ -147,5 +149,14 @@ struct LaunchPolicyTests {
         _ = rendezvous.handle(gone, now: start + .seconds(8))
         let (restart, next) = rendezvous.handle(lost, now: start + .seconds(8))
         #expect(next?.generation == 1 && restart.role == .start && restart.generation == 1)
+    }
+
+    @Test func aRendezvousStartedAgainAfterTheJobWasLostNumbersTheNextIncarnationAfterIt() {
+        var rendezvous = NodeRendezvous(minNodes: 1, maxNodes: 2)
+        var lost = report("a", generation: 3)
+        lost.lost = true
+        #expect(rendezvous.handle(lost, now: start).0.role == .wait)
+        let (answer, formed) = rendezvous.handle(lost, now: start + .seconds(3))
+        #expect(formed?.generation == 4 && answer.role == .start && answer.generation == 4, "\(answer)")
     }
 }

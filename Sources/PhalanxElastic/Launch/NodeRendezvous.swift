@@ -23,8 +23,9 @@ public struct NodeRendezvous: Sendable {
     public var rejoinAfter: Duration = .seconds(5)
     /// Nothing forms until this long after the first report: a rendezvous started again (its
     /// host died, another agent took over the endpoint) first hears from the agents of the
-    /// running job and adopts it instead of starting a second job.
-    public var quietStart: Duration = .seconds(1)
+    /// running job and adopts it instead of starting a second job. Longer than an agent's poll
+    /// interval (250 ms) plus its poll timeout (1 s), with margin.
+    public var quietStart: Duration = .seconds(3)
 
     private struct Agent {
         var report: AgentReport
@@ -68,13 +69,15 @@ public struct NodeRendezvous: Sendable {
     /// `start` answers for it).
     public mutating func handle(_ report: AgentReport, now: ContinuousClock.Instant) -> (AgentAssignment, formed: Formation?) {
         if firstReport == nil { firstReport = now }
-        if report.generation > generation, report.generation > lostGeneration, !report.lost {
-            // An agent of a running job this rendezvous never formed (it was started again):
-            // adopt the job, so that nothing forms beside it.
+        if report.generation > generation {
+            // An agent of a job this rendezvous never formed (it was started again): adopt the
+            // job, so that nothing forms beside it, and number the next incarnation after it
+            // (also when that agent says the job was lost).
             generation = report.generation
             participants = [:]
             starters = []
             directory = nil
+            if report.lost { lostGeneration = max(lostGeneration, report.generation - 1) }
         }
         if report.generation == generation, generation > lostGeneration, participants[report.node] == nil, !report.lost {
             participants[report.node] = -1

@@ -53,6 +53,13 @@ public final class NodeRendezvousServer: @unchecked Sendable {
         }
     }
 
+    /// How many agents other than `node` hold a current lease.
+    public func liveNodes(excluding node: String) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return state.liveNodes(now: .now).filter { $0 != node }.count
+    }
+
     /// Stops answering (the incarnations' worker rendezvous and witnesses too).
     public func stop() {
         node.close()
@@ -106,7 +113,7 @@ public final class NodeRendezvousClient: @unchecked Sendable {
     /// Sends `report` and returns the answer, within `timeout`.
     /// - Throws: `SocketError`/`HandshakeError` when the rendezvous cannot be reached,
     ///   `ElasticError.protocolViolation` for an answer that is not an assignment.
-    public func poll(_ report: AgentReport, timeout: Duration = .seconds(2)) throws -> AgentAssignment {
+    public func poll(_ report: AgentReport, timeout: Duration = .seconds(1)) throws -> AgentAssignment {
         let reply = try node.request(Array(JSONEncoder().encode(report)), to: server, id: MemberNode.newcomerID, epoch: 0, timeout: timeout)
         do { return try JSONDecoder().decode(AgentAssignment.self, from: Data(reply)) } catch {
             throw ElasticError.protocolViolation("the node rendezvous at \(server.host):\(server.port) answered something that is not an assignment: \(error)")
