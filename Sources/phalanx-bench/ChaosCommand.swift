@@ -55,12 +55,13 @@ struct ChaosCommand: ParsableCommand {
         let logPath = log ?? "\(scratch)/chaos.log"
         let chaos = try job(directory: directory, output: "\(scratch)/chaos", nemesis: nemesis, log: logPath)
         // What the launcher did: replacements started, and starts from the checkpoints.
-        let launcherLines = ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("phalanx-run:") }
+        let logText = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+        let launcherLines = logText.split(separator: "\n").filter { $0.hasPrefix("phalanx-run:") }
         let replacements = launcherLines.filter { $0.contains("to join in its place") }.count
         let resumes = launcherLines.filter { $0.contains("starting the job again from its newest checkpoint") || $0.contains("asking the node rendezvous to start the job again") }.count
         let nodesJoined = launcherLines.filter { $0.contains("joining the running job") }.count
         // Members that started from a durable checkpoint (each new incarnation's first member).
-        let resumedMembers = ((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "").components(separatedBy: " resumed from ").count - 1
+        let resumedMembers = logText.components(separatedBy: " resumed from ").count - 1
         let referenceWeights = try Self.weights(in: "\(scratch)/reference")
         let chaosWeights = try Self.weights(in: "\(scratch)/chaos")
         guard let baseline = referenceWeights.first else { throw BenchmarkError.wrongResult("the fault-free run wrote no weights") }

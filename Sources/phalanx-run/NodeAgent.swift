@@ -201,9 +201,10 @@ final class NodeAgent: @unchecked Sendable {
     private func report(generation: Int, peersFile: String?, running: Int = 0) -> AgentReport {
         var report = AgentReport(node: nodeID, host: localHost, slots: configuration.workersPerNode, generation: generation, running: running)
         if let peersFile {
-            report.epoch = PeersFile.epoch(peersFile)
-            report.members = PeersFile.read(peersFile)
-            report.finishedStep = PeersFile.finishedStep(peersFile)
+            let contents = PeersFile.load(peersFile)
+            report.epoch = contents.epoch
+            report.members = contents.addresses
+            report.finishedStep = contents.finishedStep
         }
         lock.lock()
         report.lost = lostGeneration == generation && generation >= 0

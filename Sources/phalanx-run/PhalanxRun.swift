@@ -69,8 +69,7 @@ struct PhalanxRun: ParsableCommand {
     func validate() throws {
         if nnodes != nil {
             guard nproc == nil else { throw ValidationError("give --nproc-per-node with --nnodes, not --nproc") }
-            guard let nodes = nodeRange else { throw ValidationError("--nnodes must be N or MIN:MAX with 1 ≤ MIN ≤ MAX") }
-            _ = nodes
+            guard nodeRange != nil else { throw ValidationError("--nnodes must be N or MIN:MAX with 1 ≤ MIN ≤ MAX") }
             guard let perNode = nprocPerNode, perNode >= 1 else { throw ValidationError("--nnodes needs --nproc-per-node ≥ 1") }
             guard endpoint != nil else { throw ValidationError("--nnodes needs --rdzv-endpoint HOST:PORT") }
             guard rdzvBackend == "builtin" else { throw ValidationError("--rdzv-backend \(rdzvBackend) is not available; use builtin") }
@@ -112,11 +111,8 @@ struct PhalanxRun: ParsableCommand {
         let secret = JobCredentials.randomSecret()
         let jobID = "phalanx-run-\(getpid())"
         let credentials = JobCredentials(jobID: jobID, secret: Array(secret.utf8))
-        let scratch = NSTemporaryDirectory() + "phalanx-run-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let (scratch, checkpoints) = try directories("phalanx-run")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        if let outDir { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }
-        let checkpoints = checkpointDir ?? outDir.map { "\($0)/checkpoints" } ?? "\(scratch)/checkpoints"
         var environment: [String: String] = [
             "PHALANX_WORLD_SIZE": "\(nproc)", "PHALANX_MASTER_ADDR": masterAddr, "PHALANX_RENDEZVOUS_EXTERNAL": "1",
             "PHALANX_JOB_ID": jobID, "PHALANX_JOB_SECRET": secret, "PHALANX_ELASTIC": "1", "PHALANX_CHECKPOINT_DIR": checkpoints,
@@ -145,8 +141,8 @@ struct PhalanxRun: ParsableCommand {
         let supervisor = Supervisor(arguments: arguments, first: try makeGeneration(0), makeNext: makeGeneration)
         Signals.forward(to: supervisor)
         try supervisor.startWorkers()
-        var budget = Supervisor.Restarts(replacements: RestartBudget(limit: maxRestarts, window: .milliseconds(Int(restartWindow * 1000))), maxGenerations: maxResumes, checkpoints: checkpoints)
-        if stallTimeout > 0 { budget.stallTimeout = .milliseconds(Int(stallTimeout * 1000)) }
+        var budget = Supervisor.Restarts(replacements: RestartBudget(limit: maxRestarts, window: .seconds(restartWindow)), maxGenerations: maxResumes, checkpoints: checkpoints)
+        if stallTimeout > 0 { budget.stallTimeout = .seconds(stallTimeout) }
         let outcome = supervisor.supervise(budget)
         if let outDir {
             mergeTimelines(in: outDir)
@@ -159,22 +155,29 @@ struct PhalanxRun: ParsableCommand {
         throw ExitCode(outcome.code)
     }
 
+    /// Creates this launcher's scratch directory (named after `prefix`; the caller removes it)
+    /// and `--out-dir`; returns the scratch directory and the workers' checkpoint directory:
+    /// `--checkpoint-dir`, else `--out-dir`/checkpoints, else one in the scratch directory.
+    private func directories(_ prefix: String) throws -> (scratch: String, checkpoints: String) {
+        let scratch = NSTemporaryDirectory() + "\(prefix)-\(getpid())-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        if let outDir { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }
+        return (scratch, checkpointDir ?? outDir.map { "\($0)/checkpoints" } ?? "\(scratch)/checkpoints")
+    }
+
     /// One node's agent of a multi-node job.
     private func runAgent(_ arguments: [String]) throws {
         guard let nodes = nodeRange, let endpoint, let perNode = nprocPerNode else { throw ExitCode(2) }
-        let scratch = NSTemporaryDirectory() + "phalanx-agent-\(getpid())-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+        let (scratch, checkpoints) = try directories("phalanx-agent")
         defer { try? FileManager.default.removeItem(atPath: scratch) }
-        if let outDir { try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true) }
-        let checkpoints = checkpointDir ?? outDir.map { "\($0)/checkpoints" } ?? "\(scratch)/checkpoints"
         if checkpointDir == nil, outDir == nil {
             Supervisor.say("checkpoints go to \(checkpoints), on this node only and removed at exit: give every node the same --checkpoint-dir on a shared file system to start the job again from them after every member was lost")
         }
         let configuration = NodeAgent.Configuration(
             minNodes: nodes.lowerBound, maxNodes: nodes.upperBound, workersPerNode: perNode, endpointHost: endpoint.host,
-            endpointPort: endpoint.port, jobID: rdzvId, lastCall: .milliseconds(Int(rdzvLastCall * 1000)),
-            rendezvousTimeout: .milliseconds(Int(rdzvTimeout * 1000)), checkpoints: checkpoints, scratch: scratch, outDir: outDir,
-            maxRestarts: maxRestarts, restartWindow: .milliseconds(Int(restartWindow * 1000)), checkpointEvery: checkpointEvery, arguments: arguments)
+            endpointPort: endpoint.port, jobID: rdzvId, lastCall: .seconds(rdzvLastCall),
+            rendezvousTimeout: .seconds(rdzvTimeout), checkpoints: checkpoints, scratch: scratch, outDir: outDir,
+            maxRestarts: maxRestarts, restartWindow: .seconds(restartWindow), checkpointEvery: checkpointEvery, arguments: arguments)
         let agent = try NodeAgent(configuration, environment: ProcessInfo.processInfo.environment, logger: Logger(label: "phalanx-run"))
         let outcome = agent.run { Supervisor.say($0) }
         Supervisor.say(outcome.summary)

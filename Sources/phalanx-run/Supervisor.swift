@@ -137,11 +137,12 @@ final class Supervisor: @unchecked Sendable {
         }
     }
 
-    /// Starts the workers of the current incarnation (call from one thread at a time).
+    /// Starts the workers of the current incarnation, or only `starts` of them (call from one
+    /// thread at a time).
     /// - Throws: if a worker cannot be started.
-    func startWorkers() throws {
+    func startWorkers(_ starts: [[String: String]]? = nil) throws {
         lock.lock()
-        let starts = generation.starts
+        let starts = starts ?? generation.starts
         lock.unlock()
         for extra in starts {
             lock.lock()
@@ -214,13 +215,10 @@ final class Supervisor: @unchecked Sendable {
         stopping = true
         let running = workers.filter { $0.process.isRunning }
         lock.unlock()
-        guard first else {
-            // Asked again (a second Ctrl-C): ask the workers left again.
-            for worker in running { worker.process.signal(SIGTERM) }
-            return
-        }
-        say("stopping \(running.count) worker(s)")
+        // Asked again (a second Ctrl-C), the workers left are asked again.
+        if first { say("stopping \(running.count) worker(s)") }
         for worker in running { worker.process.signal(SIGTERM) }
+        guard first else { return }
         Thread {
             let deadline = ContinuousClock.now + grace
             while running.contains(where: { $0.process.isRunning }) && ContinuousClock.now < deadline { usleep(50_000) }
@@ -371,22 +369,26 @@ final class Supervisor: @unchecked Sendable {
         let remaining = workers.filter { $0.generation == old && $0.process.isRunning }
         lock.unlock()
         say("\(reason): stopping \(remaining.count) worker(s) left and starting the job again from its newest checkpoint in \(budget.checkpoints ?? "") (restart \(old + 1) of \(budget.maxGenerations))")
-        // SIGKILL, not SIGTERM: a member cut off from its quorum must not save over the
-        // checkpoints, and a stopped (SIGSTOP) one must go too.
-        for worker in remaining { worker.process.signal(SIGKILL) }
-        for worker in remaining { worker.process.waitUntilExit() }
         do {
             guard let makeNext else { return false }
-            let next = try makeNext(old + 1)
-            lock.lock()
-            generation = next
-            lock.unlock()
-            try startWorkers()
+            try replaceIncarnation(remaining, with: try makeNext(old + 1))
             return true
         } catch {
             say("could not start the job again: \(error)")
             return false
         }
+    }
+
+    /// SIGKILLs `remaining` (not SIGTERM: a member cut off from its quorum must not save over
+    /// the checkpoints, and a stopped (SIGSTOP) one must go too), waits for them, and starts
+    /// `next`'s workers.
+    private func replaceIncarnation(_ remaining: [Worker], with next: Generation) throws {
+        for worker in remaining { worker.process.signal(SIGKILL) }
+        for worker in remaining { worker.process.waitUntilExit() }
+        lock.lock()
+        generation = next
+        lock.unlock()
+        try startWorkers()
     }
 
     private func takeIncoming() -> Generation? {
@@ -405,26 +407,15 @@ final class Supervisor: @unchecked Sendable {
         lock.lock()
         let running = workers.filter { $0.generation == generation.number && $0.process.isRunning }
         let same = next.number == generation.number
+        let current = generation.number
+        if same { generation = next }
         lock.unlock()
         if same {
-            lock.lock()
-            generation = Generation(number: next.number, environment: next.environment, formed: next.formed, servers: next.servers,
-                                    starts: Array(next.starts.dropFirst(running.count)))
-            lock.unlock()
-            do { try startWorkers() } catch { say("could not start joiners: \(error)") }
-            lock.lock()
-            generation = next
-            lock.unlock()
+            do { try startWorkers(Array(next.starts.dropFirst(running.count))) } catch { say("could not start joiners: \(error)") }
             return
         }
-        let remaining = running
-        if !remaining.isEmpty { say("stopping \(remaining.count) worker(s) of incarnation \(currentGeneration) for incarnation \(next.number)") }
-        for worker in remaining { worker.process.signal(SIGKILL) }
-        for worker in remaining { worker.process.waitUntilExit() }
-        lock.lock()
-        generation = next
-        lock.unlock()
-        do { try startWorkers() } catch { say("could not start the workers of incarnation \(next.number): \(error)") }
+        if !running.isEmpty { say("stopping \(running.count) worker(s) of incarnation \(current) for incarnation \(next.number)") }
+        do { try replaceIncarnation(running, with: next) } catch { say("could not start the workers of incarnation \(next.number): \(error)") }
     }
 
     /// The path of `name` on PATH.

@@ -30,8 +30,8 @@ struct LaunchPolicyTests {
         #expect(budget.grant(lived: young, now: start + .seconds(12)) == .milliseconds(250))
     }
 
-    func report(_ node: String, slots: Int = 2, generation: Int = -1) -> AgentReport {
-        AgentReport(node: node, host: node, slots: slots, generation: generation)
+    func report(_ node: String, slots: Int = 2, generation: Int = -1, lost: Bool = false) -> AgentReport {
+        AgentReport(node: node, host: node, slots: slots, generation: generation, lost: lost)
     }
 
     @Test func theNodeRendezvousFormsAtTheMaximumAtOnceOrAfterTheLastCall() {
@@ -88,22 +88,19 @@ struct LaunchPolicyTests {
         rendezvous.quietStart = .zero
         _ = rendezvous.handle(report("a"), now: start)
         _ = rendezvous.handle(report("b"), now: start)
-        var lost = report("a", generation: 0)
-        lost.lost = true
+        let lost = report("a", generation: 0, lost: true)
         let (answer, formed) = rendezvous.handle(lost, now: start + .seconds(1))
         #expect(formed?.generation == 1 && formed?.worldSize == 4)
         #expect(answer.role == .start && answer.generation == 1)
         // A late report of the same loss from the other node does not start a third incarnation.
-        var late = report("b", generation: 0)
-        late.lost = true
+        let late = report("b", generation: 0, lost: true)
         let (again, none) = rendezvous.handle(late, now: start + .seconds(1))
         #expect(none == nil && again.generation == 1 && again.role == .start)
 
         var done = report("b", generation: 1)
         done.finishedStep = 600
         #expect(rendezvous.handle(done, now: start + .seconds(2)).0.role == .finished)
-        var lostAfter = report("a", generation: 1)
-        lostAfter.lost = true
+        let lostAfter = report("a", generation: 1, lost: true)
         let (finished, noMore) = rendezvous.handle(lostAfter, now: start + .seconds(3))
         #expect(noMore == nil && finished.role == .finished && finished.finishedStep == 600)
     }
@@ -120,8 +117,7 @@ struct LaunchPolicyTests {
         let (answer, formed) = rendezvous.handle(report("new"), now: start + .seconds(3))
         #expect(formed == nil && answer.role == .join && answer.generation == 4 && answer.members == running.members)
         // When the adopted job loses every member, the next incarnation forms with the live nodes.
-        var lost = report("a", generation: 4)
-        lost.lost = true
+        let lost = report("a", generation: 4, lost: true)
         let (restart, next) = rendezvous.handle(lost, now: start + .seconds(4))
         #expect(next?.generation == 5 && next?.worldSize == 4 && restart.role == .start)
     }
@@ -136,8 +132,7 @@ struct LaunchPolicyTests {
         alive.epoch = 5
         alive.members = ["10.0.0.2:4000"]
         _ = rendezvous.handle(alive, now: start + .seconds(1))
-        var lost = report("a", generation: 0)
-        lost.lost = true
+        let lost = report("a", generation: 0, lost: true)
         let (first, none) = rendezvous.handle(lost, now: start + .seconds(2))
         #expect(none == nil && first.role == .wait, "node b still runs workers: \(first.reason)")
         _ = rendezvous.handle(alive, now: start + .seconds(6))
@@ -153,8 +148,7 @@ struct LaunchPolicyTests {
 
     @Test func aRendezvousStartedAgainAfterTheJobWasLostNumbersTheNextIncarnationAfterIt() {
         var rendezvous = NodeRendezvous(minNodes: 1, maxNodes: 2)
-        var lost = report("a", generation: 3)
-        lost.lost = true
+        let lost = report("a", generation: 3, lost: true)
         #expect(rendezvous.handle(lost, now: start).0.role == .wait)
         let (answer, formed) = rendezvous.handle(lost, now: start + .seconds(3))
         #expect(formed?.generation == 4 && answer.role == .start && answer.generation == 4, "\(answer)")

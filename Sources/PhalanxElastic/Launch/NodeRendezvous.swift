@@ -37,9 +37,9 @@ public struct NodeRendezvous: Sendable {
     private var arrivals = 0
     /// The running incarnation (-1 before the first forms).
     public private(set) var generation = -1
-    // Rank base of each agent taking part in the running incarnation (starters and joiners).
+    // Each agent taking part in the running incarnation: its first rank if it started the
+    // incarnation, -1 if it joined it.
     private var participants: [String: Int] = [:]
-    private var starters: Set<String> = []
     private var worldSize = 0
     private var minimumSince: ContinuousClock.Instant?
     private var firstReport: ContinuousClock.Instant?
@@ -74,9 +74,7 @@ public struct NodeRendezvous: Sendable {
             // job, so that nothing forms beside it, and number the next incarnation after it
             // (also when that agent says the job was lost).
             generation = report.generation
-            participants = [:]
-            starters = []
-            directory = nil
+            forgetIncarnation()
             if report.lost { lostGeneration = max(lostGeneration, report.generation - 1) }
         }
         if report.generation == generation, generation > lostGeneration, participants[report.node] == nil, !report.lost {
@@ -95,27 +93,27 @@ public struct NodeRendezvous: Sendable {
             directory = (epoch, report.members)
         }
         var formed: Formation?
-        if report.lost, report.generation == generation {
+        // This agent's workers of the running incarnation found no live member.
+        let reportsLoss = report.lost && report.generation == generation
+        if reportsLoss {
             if lostSince[report.node] == nil { lostSince[report.node] = now }
         } else {
             lostSince[report.node] = nil
         }
         var rejoin = false
         if finishedStep == nil {
-            if report.lost, report.generation == generation, generation >= 0, !lossConfirmed(now: now) {
+            if reportsLoss, generation >= 0, !lossConfirmed(now: now) {
                 // Another node still runs workers of it: not lost, the directory was stale.
                 if let since = lostSince[report.node], now - since >= rejoinAfter {
                     lostSince[report.node] = nil
                     rejoin = true
                 }
-            } else if report.lost, report.generation == generation, generation >= 0 {
+            } else if reportsLoss, generation >= 0 {
                 // No node runs a worker of it any more: the running incarnation is over.
                 lostGeneration = generation
                 lostSince = [:]
-                participants = [:]
-                starters = []
                 minimumSince = nil
-                directory = nil
+                forgetIncarnation()
             }
             if participants.isEmpty { formed = formIfReady(now: now) }
         }
@@ -125,10 +123,17 @@ public struct NodeRendezvous: Sendable {
             answer.rejoin = true
             answer.reason = "other nodes still run workers of incarnation \(generation): joining again"
         } else if !rejoin, report.lost, report.generation == generation, answer.role == .start || answer.role == .join {
+            // (Compared with the generation now: a loss confirmed above formed the next one.)
             answer.role = .wait
             answer.reason = "waiting: other nodes may still run workers of incarnation \(generation)"
         }
         return (answer, formed)
+    }
+
+    /// Forgets who takes part in the running incarnation and its member directory.
+    private mutating func forgetIncarnation() {
+        participants = [:]
+        directory = nil
     }
 
     /// Whether no live agent of the running incarnation runs a worker of it any more.
@@ -156,7 +161,6 @@ public struct NodeRendezvous: Sendable {
         var base = 0
         for node in live.prefix(maxNodes) {
             participants[node] = base
-            starters.insert(node)
             base += agents[node]?.report.slots ?? 0
         }
         worldSize = base
@@ -181,7 +185,7 @@ public struct NodeRendezvous: Sendable {
             return answer
         }
         if let base = participants[node] {
-            if starters.contains(node) {
+            if base >= 0 {
                 answer.role = .start
                 answer.rankBase = base
                 answer.worldSize = worldSize

@@ -98,7 +98,8 @@ public final class NodeRendezvousServer: @unchecked Sendable {
     }
 }
 
-/// An agent's side of the `builtin` node rendezvous.
+/// An agent's side of the `builtin` node rendezvous. Sendable as it stands: only `let`s, and
+/// `MemberNode.request` may be called from any thread.
 public final class NodeRendezvousClient: @unchecked Sendable {
     private let node: MemberNode
     private let server: MemberAddress
