@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "PhalanxMPI", targets: ["PhalanxMPI"]),
         .library(name: "PhalanxCheckpoint", targets: ["PhalanxCheckpoint"]),
         .library(name: "PhalanxElastic", targets: ["PhalanxElastic"]),
+        .library(name: "PhalanxEtcd", targets: ["PhalanxEtcd"]),
         .library(name: "PhalanxTelemetry", targets: ["PhalanxTelemetry"]),
         .executable(name: "phalanx-run", targets: ["phalanx-run"]),
         .executable(name: "MNISTMLP", targets: ["MNISTMLP"]),
@@ -27,6 +28,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // System libraries (apt: libopenblas-dev, libopenmpi-dev).
@@ -60,6 +62,13 @@ let package = Package(
         .target(
             name: "PhalanxElastic",
             dependencies: ["PhalanxCollectives", "PhalanxTCP", "PhalanxCheckpoint", "PhalanxNN", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "PhalanxEtcd",
+            dependencies: [
+                "PhalanxElastic", "PhalanxTCP", .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
         ),
         .target(name: "PhalanxTelemetry"),
         .target(name: "Phalanx", dependencies: ["PhalanxTensor", "PhalanxNN", "PhalanxData", "PhalanxCollectives", "PhalanxTCP"]),
@@ -96,7 +105,7 @@ let package = Package(
         .executableTarget(name: "QuickStart", dependencies: ["Phalanx", "PhalanxElastic"], path: "Examples/QuickStart"),
         .executableTarget(
             name: "phalanx-run",
-            dependencies: ["Phalanx", "PhalanxElastic", "PhalanxTelemetry", "PhalanxTCP", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Phalanx", "PhalanxElastic", "PhalanxEtcd", "PhalanxTelemetry", "PhalanxTCP", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // Tests.
@@ -115,8 +124,9 @@ let package = Package(
         .testTarget(name: "PhalanxCollectivesTests", dependencies: ["PhalanxCollectives", "PhalanxTesting", "PhalanxTensor"]),
         .testTarget(name: "PhalanxTCPTests", dependencies: ["PhalanxTCP", "PhalanxCollectives", "PhalanxTesting"]),
         .testTarget(name: "PhalanxTelemetryTests", dependencies: ["PhalanxTelemetry"]),
-        .testTarget(name: "ExamplesTests", dependencies: ["PhalanxTCP", "PhalanxCheckpoint", "PhalanxTesting", "PhalanxTelemetry"]),
+        .testTarget(name: "ExamplesTests", dependencies: ["PhalanxTCP", "PhalanxCheckpoint", "PhalanxTesting", "PhalanxTelemetry", "PhalanxEtcd"]),
         .testTarget(name: "PhalanxElasticTests", dependencies: ["PhalanxElastic", "PhalanxTCP", "PhalanxCheckpoint", "PhalanxTesting"]),
+        .testTarget(name: "PhalanxEtcdTests", dependencies: ["PhalanxEtcd", "PhalanxElastic", "PhalanxTCP", "PhalanxTesting"]),
         .testTarget(name: "PhalanxMPITests", dependencies: ["PhalanxMPI", "PhalanxTesting"]),
         .testTarget(
             name: "PhalanxCheckpointTests", dependencies: ["PhalanxCheckpoint", "PhalanxTensor", "PhalanxTesting"],

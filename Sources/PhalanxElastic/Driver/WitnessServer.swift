@@ -8,17 +8,19 @@ import PhalanxTCP
 ///
 /// While it is down, memberships of an even size cannot lose half of their members (the
 /// other half cannot tell a partition from a death); everything else works without it.
+/// With `EtcdWitnessVotes` its votes live in etcd: witness servers on several nodes are then
+/// one acceptor, and none of them is a single point of failure.
 public final class WitnessServer: @unchecked Sendable {
     /// Where members reach the witness.
     public let address: MemberAddress
     private let channel: MessageChannel
-    // Guarded by `lock`.
-    private let lock = NSLock()
-    private var acceptor = WitnessAcceptor()
+    private let votes: any WitnessVoting
 
-    /// Listens on `host` at a free port.
+    /// Listens on `host` at a free port and casts its votes with `votes`.
     /// - Throws: `SocketError` when the address cannot be bound.
-    public init(host: String, credentials: JobCredentials, logger: Logger = Logger(label: "phalanx.witness")) throws {
+    public init(host: String, credentials: JobCredentials, votes: any WitnessVoting = MemoryWitnessVotes(),
+                logger: Logger = Logger(label: "phalanx.witness")) throws {
+        self.votes = votes
         let node = try MemberNode(host: host, credentials: credentials, logger: logger)
         address = node.address(id: MembershipCore.witnessID)
         channel = MessageChannel(node: node, logger: logger, handshakeTimeout: .milliseconds(500))
@@ -31,9 +33,7 @@ public final class WitnessServer: @unchecked Sendable {
     public func start() {
         channel.start { [weak self] message, sender in
             guard let self else { return }
-            self.lock.lock()
-            let answers = self.acceptor.handle(message, from: sender)
-            self.lock.unlock()
+            let answers = self.votes.vote(on: message, from: sender)
             for case let .send(answer, address) in answers { self.channel.send(answer, to: address) }
         }
     }

@@ -56,6 +56,45 @@ public struct NodeRendezvous: Sendable {
         self.maxNodes = max(self.minNodes, maxNodes)
     }
 
+    /// What outlives the process hosting the rendezvous (the `etcd` backend keeps it there): the
+    /// running incarnation, the newest that lost every member, the member directory and the
+    /// step the job finished at. Who takes part is learnt again from the agents' reports.
+    public struct Snapshot: Codable, Sendable, Equatable {
+        /// The running incarnation (-1 before the first formed).
+        public var generation: Int
+        /// The newest incarnation that lost every member.
+        public var lostGeneration: Int
+        /// The newest membership's epoch.
+        public var epoch: UInt64?
+        /// Its members ("host:port").
+        public var members: [String]
+        /// The step the job finished at.
+        public var finishedStep: Int?
+    }
+
+    /// The state to keep.
+    public var snapshot: Snapshot {
+        Snapshot(generation: generation, lostGeneration: lostGeneration, epoch: directory?.epoch, members: directory?.members ?? [],
+                 finishedStep: finishedStep)
+    }
+
+    /// Continues from `snapshot` (a rendezvous started again after its host went): it adopts
+    /// the running incarnation from the agents' reports, as when it learns it from them alone.
+    public mutating func restore(_ snapshot: Snapshot) {
+        generation = max(generation, snapshot.generation)
+        lostGeneration = max(lostGeneration, snapshot.lostGeneration)
+        if let epoch = snapshot.epoch, !snapshot.members.isEmpty, snapshot.generation == generation, epoch > directory?.epoch ?? 0 {
+            directory = (epoch, snapshot.members)
+        }
+        if let step = snapshot.finishedStep { finishedStep = max(finishedStep ?? step, step) }
+    }
+
+    /// Ends the lease of every agent not in `registered` at once (the `etcd` backend: an agent's
+    /// registration goes with its etcd lease).
+    public mutating func retain(registered: Set<String>) {
+        agents = agents.filter { registered.contains($0.key) }
+    }
+
     /// An incarnation that just formed: the server starts its worker rendezvous for `worldSize`.
     public struct Formation: Sendable, Equatable {
         /// Its number.

@@ -23,11 +23,20 @@ public final class NodeRendezvousServer: @unchecked Sendable {
     // Guarded by `lock`.
     private let lock = NSLock()
     private var state: NodeRendezvous
-    private var incarnations: [Int: (rendezvous: RendezvousServer, witness: WitnessServer)] = [:]
+    private var incarnations: [Int: (rendezvous: RendezvousServer, witness: WitnessServer?)] = [:]
+    private var kept: NodeRendezvous.Snapshot?
+    private var stopped = false
+    private let hostsWitness: Bool
+    private let keep: (@Sendable (NodeRendezvous.Snapshot) -> Bool)?
 
-    /// Listens on `host:port` for the agents of a job of `minNodes ... maxNodes` nodes.
+    /// Listens on `host:port` (0: a free port) for the agents of a job of `minNodes ... maxNodes`
+    /// nodes. With `hostsWitness` it also serves each incarnation's membership witness (the
+    /// `etcd` backend does not: every agent serves one whose votes live in etcd). `keep`, when
+    /// given, stores each new state before any agent hears of it; when it fails (another
+    /// rendezvous took over), this one stops answering.
     /// - Throws: `SocketError` when the endpoint cannot be bound.
-    public init(host: String, port: UInt16, credentials: JobCredentials, rendezvous: NodeRendezvous,
+    public init(host: String, port: UInt16, credentials: JobCredentials, rendezvous: NodeRendezvous, hostsWitness: Bool = true,
+                keep: (@Sendable (NodeRendezvous.Snapshot) -> Bool)? = nil,
                 logger: Logger = Logger(label: "phalanx.node-rendezvous")) throws {
         node = try MemberNode(host: host, port: port, credentials: credentials, logger: logger)
         node.memberID = Self.memberID
@@ -35,6 +44,9 @@ public final class NodeRendezvousServer: @unchecked Sendable {
         self.host = host
         self.credentials = credentials
         self.state = rendezvous
+        self.hostsWitness = hostsWitness
+        self.keep = keep
+        kept = keep == nil ? nil : rendezvous.snapshot
         self.logger = logger
     }
 
@@ -48,7 +60,7 @@ public final class NodeRendezvousServer: @unchecked Sendable {
                 self.logger.warning("node rendezvous: an unreadable report from \(request.endpoint)")
                 return request.close()
             }
-            let answer = self.handle(report)
+            guard let answer = self.handle(report) else { return request.close() }
             request.reply((try? Array(JSONEncoder().encode(answer))) ?? [])
         }
     }
@@ -60,26 +72,55 @@ public final class NodeRendezvousServer: @unchecked Sendable {
         return state.liveNodes(now: .now).filter { $0 != node }.count
     }
 
+    /// Ends the lease of every agent not in `registered` (their registrations in etcd expired).
+    public func retain(registered: Set<String>) {
+        lock.lock()
+        state.retain(registered: registered)
+        lock.unlock()
+    }
+
+    /// Whether it still answers (`stop` was not called, and `keep` never failed).
+    public var isServing: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return !stopped
+    }
+
     /// Stops answering (the incarnations' worker rendezvous and witnesses too).
     public func stop() {
         node.close()
         lock.lock()
-        let witnesses = incarnations.values.map(\.witness)
+        stopped = true
+        let witnesses = incarnations.values.compactMap(\.witness)
         lock.unlock()
         for witness in witnesses { witness.stop() }
     }
 
-    func handle(_ report: AgentReport) -> AgentAssignment {
+    /// The answer to `report`, or nil once this rendezvous no longer answers.
+    func handle(_ report: AgentReport) -> AgentAssignment? {
         lock.lock()
-        defer { lock.unlock() }
+        guard !stopped else {
+            lock.unlock()
+            return nil
+        }
         var (answer, formed) = state.handle(report, now: .now)
+        if let keep, state.snapshot != kept {
+            guard keep(state.snapshot) else {
+                lock.unlock()
+                logger.warning("node rendezvous: could not store its state (another rendezvous took over, or the store is unreachable); stepping down")
+                stop()
+                return nil
+            }
+            kept = state.snapshot
+        }
+        defer { lock.unlock() }
         if let formed {
             do {
                 let rendezvous = try RendezvousServer(host: host, port: 0, worldSize: formed.worldSize, credentials: credentials,
                                                       timeout: .seconds(300), logger: logger)
                 rendezvous.start()
-                let witness = try WitnessServer(host: host, credentials: credentials, logger: logger)
-                witness.start()
+                let witness = hostsWitness ? try WitnessServer(host: host, credentials: credentials, logger: logger) : nil
+                witness?.start()
                 incarnations[formed.generation] = (rendezvous, witness)
                 logger.info("node rendezvous: incarnation \(formed.generation) formed with \(formed.worldSize) workers")
             } catch {
@@ -89,38 +130,11 @@ public final class NodeRendezvousServer: @unchecked Sendable {
         if let incarnation = incarnations[answer.generation] {
             answer.rendezvousHost = host
             answer.rendezvousPort = incarnation.rendezvous.port
-            answer.witness = incarnation.witness.environmentValue
+            answer.witness = incarnation.witness?.environmentValue
         } else if answer.role == .start {
             answer.role = .wait
             answer.reason = "the worker rendezvous of incarnation \(answer.generation) could not be served"
         }
         return answer
     }
-}
-
-/// An agent's side of the `builtin` node rendezvous. Sendable as it stands: only `let`s, and
-/// `MemberNode.request` may be called from any thread.
-public final class NodeRendezvousClient: @unchecked Sendable {
-    private let node: MemberNode
-    private let server: MemberAddress
-
-    /// Talks to the rendezvous at `host:port` from `localHost`.
-    /// - Throws: `SocketError` when no local port can be bound.
-    public init(host: String, port: UInt16, localHost: String, credentials: JobCredentials, logger: Logger = Logger(label: "phalanx.agent")) throws {
-        node = try MemberNode(host: localHost, credentials: credentials, logger: logger)
-        server = MemberAddress(id: NodeRendezvousServer.memberID, host: host, port: port)
-    }
-
-    /// Sends `report` and returns the answer, within `timeout`.
-    /// - Throws: `SocketError`/`HandshakeError` when the rendezvous cannot be reached,
-    ///   `ElasticError.protocolViolation` for an answer that is not an assignment.
-    public func poll(_ report: AgentReport, timeout: Duration = .seconds(1)) throws -> AgentAssignment {
-        let reply = try node.request(Array(JSONEncoder().encode(report)), to: server, id: MemberNode.newcomerID, epoch: 0, timeout: timeout)
-        do { return try JSONDecoder().decode(AgentAssignment.self, from: Data(reply)) } catch {
-            throw ElasticError.protocolViolation("the node rendezvous at \(server.host):\(server.port) answered something that is not an assignment: \(error)")
-        }
-    }
-
-    /// Closes the local port.
-    public func close() { node.close() }
 }

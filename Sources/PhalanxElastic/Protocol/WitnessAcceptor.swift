@@ -25,6 +25,30 @@ public struct WitnessAcceptor: Sendable {
     /// A witness that has voted on nothing.
     public init() {}
 
+    /// What the witness promised and accepted for the change out of one epoch: all it needs to
+    /// vote on that epoch again, so a store can keep it (`EtcdWitnessVotes`).
+    public struct EpochVotes: Codable, Sendable, Equatable {
+        /// The highest ballot promised.
+        public var promised: Ballot?
+        /// The proposal accepted.
+        public var accepted: AcceptedProposal?
+
+        /// Votes (none by default).
+        public init(promised: Ballot? = nil, accepted: AcceptedProposal? = nil) {
+            self.promised = promised
+            self.accepted = accepted
+        }
+    }
+
+    /// A witness that knows only `votes` for `epoch`.
+    public init(epoch: UInt64, votes: EpochVotes) {
+        promised[epoch] = votes.promised
+        accepted[epoch] = votes.accepted
+    }
+
+    /// Its votes for `epoch`.
+    public func votes(epoch: UInt64) -> EpochVotes { EpochVotes(promised: promised[epoch], accepted: accepted[epoch]) }
+
     /// Answers a prepare or an accept (other messages get no answer).
     public mutating func handle(_ message: MembershipMessage, from sender: MemberAddress) -> [MembershipAction] {
         if let epoch = message.epoch, epoch < floor { return [] }

@@ -1,0 +1,172 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+
+/// A small synchronous client of etcd's v3 API through its JSON gateway (`POST /v3/...`),
+/// over AsyncHTTPClient: reads, puts, compare-and-swap transactions and leases, which is all
+/// the `etcd` backend of `phalanx-run --nnodes` needs. (Not Foundation's URLSession: on Linux
+/// it stops the process with "Transfer completed, but there's no response" when a connection
+/// ends without an answer, as a killed etcd member's may.)
+///
+/// It knows every member of the etcd cluster: a request that gets no answer from one (killed,
+/// frozen, cut off, or without a quorum) goes to the next, and the one that answered is asked
+/// first next time. Every request has a deadline; etcd's own answers are linearizable.
+public final class EtcdClient: @unchecked Sendable {
+    /// The members' base URLs.
+    public let endpoints: [URL]
+    private let http: HTTPClient
+    private let timeout: Duration
+    // Guarded by `lock`.
+    private let lock = NSLock()
+    private var preferred = 0
+
+    /// A key and its value as etcd holds them.
+    public struct Entry: Sendable, Equatable {
+        /// The key.
+        public var key: String
+        /// The value.
+        public var value: [UInt8]
+        /// The revision that created the key.
+        public var createRevision: Int64
+        /// The revision that last changed it.
+        public var modRevision: Int64
+    }
+
+    /// A condition of a transaction.
+    public enum Condition: Sendable, Equatable {
+        /// The key was last changed at this revision (0: the key does not exist).
+        case modRevision(String, Int64)
+        /// The key was created at this revision (0: the key does not exist).
+        case createRevision(String, Int64)
+    }
+
+    /// A client of the etcd cluster whose members answer at `endpoints` (`host:port` or
+    /// `http://host:port`), each request within `timeout`.
+    /// - Throws: `EtcdError.invalidEndpoint`.
+    public init(endpoints: [String], timeout: Duration = .seconds(2)) throws {
+        self.endpoints = try endpoints.map { text in
+            let full = text.contains("://") ? text : "http://\(text)"
+            guard let url = URL(string: full), url.host != nil, url.port != nil else { throw EtcdError.invalidEndpoint(text) }
+            return url
+        }
+        guard !self.endpoints.isEmpty else { throw EtcdError.invalidEndpoint("") }
+        self.timeout = timeout
+        let nanoseconds = Int64(Self.seconds(timeout) * 1e9)
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(
+            timeout: HTTPClient.Configuration.Timeout(connect: .nanoseconds(nanoseconds), read: .nanoseconds(nanoseconds))))
+    }
+
+    deinit { try? http.syncShutdown() }
+
+    /// The entry at `key`, if any.
+    public func get(_ key: String) throws -> Entry? {
+        let answer: EtcdWire.RangeResponse = try call("kv/range", EtcdWire.RangeRequest(key: EtcdWire.base64(key)))
+        return try answer.kvs?.first.map(entry)
+    }
+
+    /// Every entry whose key starts with `prefix`.
+    public func list(prefix: String) throws -> [Entry] {
+        let answer: EtcdWire.RangeResponse = try call("kv/range", EtcdWire.RangeRequest(key: EtcdWire.base64(prefix), range_end: EtcdWire.prefixEnd(prefix)))
+        return try (answer.kvs ?? []).map(entry)
+    }
+
+    /// Sets `key` to `value`, attached to `lease` (it goes with the lease) if given.
+    public func put(_ key: String, _ value: [UInt8], lease: Int64? = nil) throws {
+        let _: EtcdWire.Empty = try call("kv/put", EtcdWire.PutRequest(key: EtcdWire.base64(key), value: EtcdWire.base64(value), lease: lease.map { "\($0)" }))
+    }
+
+    /// Sets `key` to `value` (with `lease`, if given) only if every condition holds, in one
+    /// transaction. Returns whether it did, and the store's revision after it (the key's new
+    /// revision when it did).
+    public func put(_ key: String, _ value: [UInt8], lease: Int64? = nil, if conditions: [Condition]) throws -> (done: Bool, revision: Int64) {
+        let compare = conditions.map { condition -> EtcdWire.Compare in
+            switch condition {
+            case let .modRevision(key, revision): EtcdWire.Compare(key: EtcdWire.base64(key), target: "MOD", mod_revision: "\(revision)")
+            case let .createRevision(key, revision): EtcdWire.Compare(key: EtcdWire.base64(key), target: "CREATE", create_revision: "\(revision)")
+            }
+        }
+        let put = EtcdWire.PutRequest(key: EtcdWire.base64(key), value: EtcdWire.base64(value), lease: lease.map { "\($0)" })
+        let answer: EtcdWire.TxnResponse = try call("kv/txn", EtcdWire.TxnRequest(compare: compare, success: [EtcdWire.RequestOp(request_put: put)], failure: []))
+        return (answer.succeeded ?? false, answer.header?.revision.flatMap { Int64($0) } ?? 0)
+    }
+
+    /// Grants a lease of `ttl` seconds and returns its id.
+    public func grantLease(ttl: Int) throws -> Int64 {
+        let answer: EtcdWire.LeaseGrantResponse = try call("lease/grant", EtcdWire.LeaseGrantRequest(TTL: "\(ttl)"))
+        guard let text = answer.ID, let id = Int64(text), id != 0 else {
+            throw EtcdError.badAnswer(endpoint: endpoints[0].absoluteString, detail: "no lease granted: \(answer.error ?? "no id")")
+        }
+        return id
+    }
+
+    /// Renews `lease`; returns false when it had already expired (whatever was attached to it is gone).
+    public func keepAlive(_ lease: Int64) throws -> Bool {
+        let answer: EtcdWire.KeepAliveResponse = try call("lease/keepalive", EtcdWire.LeaseRequest(ID: "\(lease)"))
+        return (answer.result?.TTL.flatMap { Int64($0) } ?? 0) > 0
+    }
+
+    /// Ends `lease` at once, deleting every key attached to it.
+    public func revoke(_ lease: Int64) throws {
+        let _: EtcdWire.Empty = try call("lease/revoke", EtcdWire.LeaseRequest(ID: "\(lease)"))
+    }
+
+    private func entry(_ kv: EtcdWire.KeyValue) throws -> Entry {
+        guard let key = Data(base64Encoded: kv.key).flatMap({ String(data: $0, encoding: .utf8) }),
+              let value = Data(base64Encoded: kv.value ?? "") else {
+            throw EtcdError.badAnswer(endpoint: endpoints[0].absoluteString, detail: "a key or value that is not base64")
+        }
+        return Entry(key: key, value: Array(value), createRevision: kv.create_revision.flatMap { Int64($0) } ?? 0,
+                     modRevision: kv.mod_revision.flatMap { Int64($0) } ?? 0)
+    }
+
+    /// Posts `request` to `/v3/<path>`, trying each member once starting with the one that
+    /// answered last.
+    private func call<Request: Encodable, Response: Decodable>(_ path: String, _ request: Request) throws -> Response {
+        let body = try JSONEncoder().encode(request)
+        lock.lock()
+        let first = preferred
+        lock.unlock()
+        var lastError = ""
+        for attempt in 0..<endpoints.count {
+            let index = (first + attempt) % endpoints.count
+            let url = endpoints[index].appendingPathComponent("v3/\(path)")
+            switch post(url, body) {
+            case let .success(data):
+                lock.lock()
+                preferred = index
+                lock.unlock()
+                do { return try JSONDecoder().decode(Response.self, from: data) } catch {
+                    throw EtcdError.badAnswer(endpoint: endpoints[index].absoluteString, detail: "\(error): \(String(decoding: data.prefix(200), as: UTF8.self))")
+                }
+            case let .failure(reason):
+                lastError = "\(endpoints[index].absoluteString): \(reason)"
+            }
+        }
+        throw EtcdError.unreachable(endpoints: endpoints.map(\.absoluteString), lastError: lastError)
+    }
+
+    private enum Outcome: Sendable {
+        case success(Data)
+        case failure(String)
+    }
+
+    private func post(_ url: URL, _ body: Data) -> Outcome {
+        do {
+            var request = try HTTPClient.Request(url: url, method: .POST, body: .data(body))
+            request.headers.add(name: "Content-Type", value: "application/json")
+            let deadline = NIODeadline.now() + .nanoseconds(Int64(Self.seconds(timeout) * 1e9))
+            let response = try http.execute(request: request, deadline: deadline).wait()
+            let data = response.body.map { Data($0.readableBytesView) } ?? Data()
+            guard response.status == .ok else {
+                return .failure("HTTP \(response.status.code): \(String(decoding: data.prefix(200), as: UTF8.self))")
+            }
+            return .success(data)
+        } catch {
+            return .failure("\(error)")
+        }
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
