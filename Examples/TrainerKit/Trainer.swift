@@ -9,7 +9,8 @@ import PhalanxTelemetry
 /// TCP or MPI, or an elastic job; with checkpoints, telemetry and fault injection.
 public enum Trainer {
     /// Parses nothing: runs `task` with `options` and exits the process with the outcome
-    /// (0 done, 1 failed, 75 no live member to join, 143 stopped by a signal after saving).
+    /// (0 done, 1 failed, 75 no live member to join or too few members left with the state
+    /// saved, 143 stopped by a signal after saving).
     public static func main(_ task: TrainingTask, _ options: TrainerOptions) -> Never {
         do {
             try run(task, options)
@@ -17,9 +18,10 @@ public enum Trainer {
         } catch let finished as ElasticError where finished.isJobFinished {
             FileHandle.standardError.write(Data("\(task.name): \(finished)\n".utf8))
             exit(0)
-        } catch let unreachable as ElasticError where unreachable.isJobUnreachable {
-            // No member of the job admitted this process: a launcher may start the job again
-            // from its durable checkpoints (phalanx-run does).
+        } catch let unreachable as ElasticError where unreachable.isJobUnreachable || unreachable.isBelowMinimum {
+            // No member of the job admitted this process, or too few were left and the state
+            // was saved: a launcher may start the job again from its durable checkpoints
+            // (phalanx-run does).
             FileHandle.standardError.write(Data("\(task.name): \(unreachable)\n".utf8))
             exit(ElasticError.jobUnreachableExitStatus)
         } catch let stop as Stopped {

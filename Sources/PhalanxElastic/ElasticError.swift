@@ -49,6 +49,13 @@ extension ElasticError {
     /// its checkpoints.
     public static let jobUnreachableExitStatus: Int32 = 75
 
+    /// Whether this is `.belowMinimum`: the job stopped with its state saved because too few
+    /// members were left; a launcher may start it again from that checkpoint once enough
+    /// processes are there (exit `jobUnreachableExitStatus` too).
+    public var isBelowMinimum: Bool {
+        if case .belowMinimum = self { true } else { false }
+    }
+
     /// Whether this is `.jobFinished` (a process that came too late exits successfully).
     public var isJobFinished: Bool {
         if case .jobFinished = self { true } else { false }

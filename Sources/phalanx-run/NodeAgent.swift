@@ -1,10 +1,12 @@
 import Foundation
 import Logging
 import PhalanxElastic
+import PhalanxEtcd
 import PhalanxTCP
 
 /// One node's agent of a multi-node job (`phalanx-run --nnodes`): finds the job's node
-/// rendezvous (hosts it when this host owns the endpoint), starts its local workers as the ranks
+/// rendezvous (`builtin`: hosts it when this host owns the endpoint; `etcd`: hosts it when no
+/// other agent does, found and elected through etcd), starts its local workers as the ranks
 /// or joiners it is assigned, replaces the ones that fail, keeps its node's peers file up to date
 /// from the rendezvous' member directory, and starts a new incarnation's workers when the job
 /// had to start again from its checkpoints.
@@ -25,6 +27,8 @@ final class NodeAgent: @unchecked Sendable {
         var restartWindow: Duration
         var checkpointEvery: Int?
         var arguments: [String]
+        /// The etcd cluster's members (`--rdzv-backend etcd`); nil for `builtin`.
+        var etcd: [String]?
     }
 
     private let configuration: Configuration
@@ -33,6 +37,10 @@ final class NodeAgent: @unchecked Sendable {
     private let nodeID: String
     private let logger: Logger
     private let client: NodeRendezvousClient
+    /// The job's keys in etcd (`etcd` backend).
+    private let store: EtcdJobStore?
+    /// This node's membership witness whose votes live in etcd (`etcd` backend).
+    private let witness: WitnessServer?
     // Guarded by `lock`.
     private let lock = NSLock()
     private var server: NodeRendezvousServer?
@@ -49,9 +57,27 @@ final class NodeAgent: @unchecked Sendable {
         localHost = environment["PHALANX_HOST"] ?? MemberNode.localAddress(toward: configuration.endpointHost) ?? "127.0.0.1"
         nodeID = "\(localHost)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         self.logger = logger
-        client = try NodeRendezvousClient(host: configuration.endpointHost, port: configuration.endpointPort, localHost: localHost,
-                                          credentials: credentials, logger: logger)
+        if let endpoints = configuration.etcd {
+            let store = EtcdJobStore(client: try EtcdClient(endpoints: endpoints), jobID: configuration.jobID, logger: logger)
+            let witness = try WitnessServer(host: localHost, credentials: credentials, votes: store.witnessVotes(), logger: logger)
+            witness.start()
+            self.store = store
+            self.witness = witness
+            // Nowhere yet: the first poll fails and looks the host up in etcd.
+            client = try NodeRendezvousClient(host: localHost, port: 0, localHost: localHost, credentials: credentials, logger: logger)
+        } else {
+            store = nil
+            witness = nil
+            client = try NodeRendezvousClient(host: configuration.endpointHost, port: configuration.endpointPort, localHost: localHost,
+                                              credentials: credentials, logger: logger)
+        }
         _ = tryToHost()
+    }
+
+    /// Where the node rendezvous is found, for messages.
+    private var rendezvousName: String {
+        if let endpoints = configuration.etcd { return "found through etcd at \(endpoints.joined(separator: ","))" }
+        return "at \(configuration.endpointHost):\(configuration.endpointPort)"
     }
 
     /// Hosts the node rendezvous if this host owns the endpoint and nobody holds it: binding
@@ -59,6 +85,7 @@ final class NodeAgent: @unchecked Sendable {
     /// agent calls this again whenever the rendezvous does not answer, so that on the endpoint's
     /// host a new rendezvous takes over (it adopts the running job from the agents' reports).
     private func tryToHost() -> Bool {
+        if let store { return tryToHost(through: store) }
         lock.lock()
         defer { lock.unlock() }
         guard server == nil else { return false }
@@ -71,6 +98,91 @@ final class NodeAgent: @unchecked Sendable {
         return true
     }
 
+    /// The `etcd` form: looks up who hosts the rendezvous; when nobody does, hosts it on a free
+    /// port of this node, starting from the job's state in etcd, if the election (creating the
+    /// `rendezvous` key) is won.
+    private func tryToHost(through store: EtcdJobStore) -> Bool {
+        lock.lock()
+        if let current = server, current.isServing {
+            lock.unlock()
+            return false
+        }
+        let stale = server
+        server = nil
+        lock.unlock()
+        // It stepped down (could not store its state): free the key for another host.
+        if stale != nil { store.resign() }
+        do {
+            _ = try store.renew(node: nodeID)
+            if let address = try store.rendezvousAddress() {
+                client.retarget(address)
+                return false
+            }
+            var rendezvous = NodeRendezvous(minNodes: configuration.minNodes, maxNodes: configuration.maxNodes)
+            rendezvous.lastCall = configuration.lastCall
+            if let snapshot = try store.loadState() { rendezvous.restore(snapshot) }
+            let hosted = try NodeRendezvousServer(host: localHost, port: 0, credentials: credentials, rendezvous: rendezvous, hostsWitness: false,
+                                                  keep: { store.keepState($0) }, logger: logger)
+            guard try store.campaign(address: "\(hosted.address.host):\(hosted.address.port)") else {
+                hosted.stop()
+                if let address = try store.rendezvousAddress() { client.retarget(address) }
+                return false
+            }
+            hosted.start()
+            lock.lock()
+            server = hosted
+            lock.unlock()
+            client.retarget("\(hosted.address.host):\(hosted.address.port)")
+            return true
+        } catch {
+            logger.debug("etcd: \(error)")
+            return false
+        }
+    }
+
+    /// Renews this agent's etcd lease every second while it runs; stops hosting the rendezvous
+    /// when the lease had expired (its key went with it), and passes the registered agents on
+    /// to the rendezvous it hosts (an agent whose lease ended is gone at once).
+    private func maintainLease(_ store: EtcdJobStore, say: @Sendable (String) -> Void) {
+        var unreachableSaid = false
+        while true {
+            lock.lock()
+            let over = done
+            let hosted = server
+            lock.unlock()
+            if over { return }
+            do {
+                if try !store.renew(node: nodeID), let hosted {
+                    say("this agent's etcd lease expired: it no longer hosts the node rendezvous")
+                    hosted.stop()
+                }
+                if let hosted, hosted.isServing { hosted.retain(registered: try store.registeredNodes()) }
+                if unreachableSaid { say("etcd answers again") }
+                unreachableSaid = false
+            } catch {
+                if !unreachableSaid { say("etcd is not reachable (\(error)); the workers go on") }
+                unreachableSaid = true
+            }
+            usleep(1_000_000)
+        }
+    }
+
+    /// Where this agent hosts the rendezvous, for messages.
+    private var hostedName: String {
+        if store != nil { return "on this node (elected through etcd)" }
+        return "at \(configuration.endpointHost):\(configuration.endpointPort)"
+    }
+
+    /// Ends the agent's part: stops its etcd lease upkeep, gives up its lease (its registration
+    /// and, if it hosts it, the rendezvous key) and its witness.
+    private func finish() {
+        lock.lock()
+        done = true
+        lock.unlock()
+        store?.resign()
+        witness?.stop()
+    }
+
     /// Whether this agent hosts the node rendezvous.
     var hostsRendezvous: Bool {
         lock.lock()
@@ -80,14 +192,19 @@ final class NodeAgent: @unchecked Sendable {
 
     /// Runs the node's part of the job to its end.
     func run(say: @escaping @Sendable (String) -> Void) -> Supervisor.Outcome {
-        say("node \(localHost): \(hostsRendezvous ? "hosting" : "using") the node rendezvous at \(configuration.endpointHost):\(configuration.endpointPort) (job \(configuration.jobID), \(configuration.minNodes)...\(configuration.maxNodes) nodes of \(configuration.workersPerNode) workers)")
+        if let store {
+            let thread = Thread { [self] in maintainLease(store, say: say) }
+            thread.start()
+        }
+        defer { finish() }
+        say("node \(localHost): \(hostsRendezvous ? "hosting" : "using") the node rendezvous \(rendezvousName) (job \(configuration.jobID), \(configuration.minNodes)...\(configuration.maxNodes) nodes of \(configuration.workersPerNode) workers)")
         // The first assignment: start or join, within the rendezvous timeout.
         let deadline = ContinuousClock.now + configuration.rendezvousTimeout
         var lastReason = ""
         var first: AgentAssignment?
         while first == nil {
             guard ContinuousClock.now < deadline else {
-                return Supervisor.Outcome(code: 1, summary: "no job formed within \(configuration.rendezvousTimeout): \(lastReason.isEmpty ? "the node rendezvous at \(configuration.endpointHost):\(configuration.endpointPort) never answered" : lastReason)")
+                return Supervisor.Outcome(code: 1, summary: "no job formed within \(configuration.rendezvousTimeout): \(lastReason.isEmpty ? "the node rendezvous \(rendezvousName) never answered" : lastReason)")
             }
             do {
                 let answer = try client.poll(report(generation: -1, peersFile: nil))
@@ -99,10 +216,10 @@ final class NodeAgent: @unchecked Sendable {
                 case .wait: break
                 }
             } catch {
-                let reason = "the node rendezvous at \(configuration.endpointHost):\(configuration.endpointPort) is not reachable (\(error))"
+                let reason = "the node rendezvous \(rendezvousName) is not reachable (\(error))"
                 if reason != lastReason { say(reason) }
                 lastReason = reason
-                if tryToHost() { say("hosting the node rendezvous at \(configuration.endpointHost):\(configuration.endpointPort) now") }
+                if tryToHost() { say("hosting the node rendezvous \(hostedName) now") }
             }
             if first == nil { usleep(250_000) }
         }
@@ -119,6 +236,7 @@ final class NodeAgent: @unchecked Sendable {
         poller.start()
         var budget = Supervisor.Restarts(replacements: RestartBudget(limit: configuration.maxRestarts, window: configuration.restartWindow),
                                          checkpoints: configuration.checkpoints)
+        budget.lostWait = configuration.rendezvousTimeout
         budget.onLost = { [self] _ in
             lock.lock()
             lostGeneration = supervisor.currentGeneration
@@ -192,7 +310,7 @@ final class NodeAgent: @unchecked Sendable {
                     say("the node rendezvous is not reachable (\(error)); the workers go on")
                     unreachableSaid = true
                 }
-                if tryToHost() { say("hosting the node rendezvous at \(configuration.endpointHost):\(configuration.endpointPort) now (it adopts the running job)") }
+                if tryToHost() { say("hosting the node rendezvous \(hostedName) now (it adopts the running job)") }
             }
             usleep(250_000)
         }
@@ -223,7 +341,7 @@ final class NodeAgent: @unchecked Sendable {
             "PHALANX_MIN_MEMBERS": "\(configuration.minNodes * configuration.workersPerNode)",
             "PHALANX_MAX_MEMBERS": "\(configuration.maxNodes * configuration.workersPerNode)",
         ]
-        if let witness = answer.witness { environment["PHALANX_WITNESS"] = witness }
+        if let witness = witness?.environmentValue ?? answer.witness { environment["PHALANX_WITNESS"] = witness }
         if let outDir = configuration.outDir { environment["PHALANX_OUT_DIR"] = outDir }
         if let every = configuration.checkpointEvery { environment["PHALANX_CHECKPOINT_EVERY"] = "\(every)" }
         if let epoch = answer.epoch, !answer.members.isEmpty { PeersFile.write(epoch: epoch, addresses: answer.members, to: peersFile) }

@@ -17,6 +17,8 @@ struct PhalanxRun: ParsableCommand {
             Example: phalanx-run --nproc 4 --out-dir run -- .build/release/DigitsMLP --kill-rank 2 --at-step 300
             Several nodes (run the same line on each; the node that owns the endpoint's address hosts the rendezvous):
               phalanx-run --nnodes 2:4 --nproc-per-node 2 --rdzv-endpoint 10.0.0.1:29400 --rdzv-id job1 -- trainer …
+            With etcd (the members of the etcd cluster; the agents elect the rendezvous' host through it):
+              phalanx-run --nnodes 2:4 --nproc-per-node 2 --rdzv-backend etcd --rdzv-endpoint 10.0.0.5:2379,10.0.0.6:2379,10.0.0.7:2379 --rdzv-id job1 -- trainer …
 
             Each worker gets PHALANX_RANK, PHALANX_WORLD_SIZE, PHALANX_MASTER_ADDR/PORT (this launcher hosts the
             rendezvous), a fresh PHALANX_JOB_SECRET, PHALANX_ELASTIC=1 and PHALANX_PEERS_FILE (for joiners).
@@ -33,11 +35,11 @@ struct PhalanxRun: ParsableCommand {
     var nnodes: String?
     @Option(help: "Workers each node's agent starts.")
     var nprocPerNode: Int?
-    @Option(help: "HOST:PORT of the node rendezvous; the agent on the host that owns HOST hosts it.")
+    @Option(help: "builtin: HOST:PORT of the node rendezvous (the agent on the host that owns HOST hosts it); etcd: the etcd members' HOST:PORT, comma-separated.")
     var rdzvEndpoint: String?
     @Option(help: "The job's name, the same on every node (also its PHALANX_JOB_ID).")
     var rdzvId = "phalanx-job"
-    @Option(help: "Node rendezvous backend: builtin (hosted by the agent that owns the endpoint).")
+    @Option(help: "Node rendezvous backend: builtin (hosted by the agent that owns the endpoint) or etcd (job state, agents' leases and the membership witness in etcd).")
     var rdzvBackend = "builtin"
     @Option(help: "Seconds to wait for more nodes once MIN are there.")
     var rdzvLastCall: Double = 2
@@ -72,7 +74,10 @@ struct PhalanxRun: ParsableCommand {
             guard nodeRange != nil else { throw ValidationError("--nnodes must be N or MIN:MAX with 1 ≤ MIN ≤ MAX") }
             guard let perNode = nprocPerNode, perNode >= 1 else { throw ValidationError("--nnodes needs --nproc-per-node ≥ 1") }
             guard endpoint != nil else { throw ValidationError("--nnodes needs --rdzv-endpoint HOST:PORT") }
-            guard rdzvBackend == "builtin" else { throw ValidationError("--rdzv-backend \(rdzvBackend) is not available; use builtin") }
+            guard rdzvBackend == "builtin" || rdzvBackend == "etcd" else { throw ValidationError("--rdzv-backend must be builtin or etcd, not \(rdzvBackend)") }
+            if rdzvBackend == "etcd", etcdEndpoints == nil {
+                throw ValidationError("--rdzv-backend etcd needs --rdzv-endpoint HOST:PORT[,HOST:PORT…] (the etcd members' client addresses)")
+            }
             guard rdzvLastCall >= 0, rdzvTimeout > 0, rdzvLastCall.isFinite, rdzvTimeout.isFinite, rdzvLastCall < 1e9, rdzvTimeout < 1e9 else {
                 throw ValidationError("--rdzv-last-call must be ≥ 0 and --rdzv-timeout positive (seconds)")
             }
@@ -97,11 +102,22 @@ struct PhalanxRun: ParsableCommand {
         return low...high
     }
 
-    /// `--rdzv-endpoint` as host and port.
+    /// `--rdzv-endpoint` as host and port (with etcd: the first member's).
     var endpoint: (host: String, port: UInt16)? {
-        guard let rdzvEndpoint, let colon = rdzvEndpoint.lastIndex(of: ":"), let port = UInt16(rdzvEndpoint[rdzvEndpoint.index(after: colon)...]),
-              port > 0 else { return nil }
-        return (String(rdzvEndpoint[..<colon]), port)
+        guard let first = rdzvEndpoint?.split(separator: ",").first.map(String.init) else { return nil }
+        return Self.hostAndPort(rdzvBackend == "etcd" ? first : rdzvEndpoint ?? "")
+    }
+
+    /// `--rdzv-endpoint` as the etcd members' addresses (`etcd` backend).
+    var etcdEndpoints: [String]? {
+        guard let rdzvEndpoint else { return nil }
+        let members = rdzvEndpoint.split(separator: ",").map(String.init)
+        return members.allSatisfy({ Self.hostAndPort($0.replacingOccurrences(of: "http://", with: "")) != nil }) && !members.isEmpty ? members : nil
+    }
+
+    static func hostAndPort(_ text: String) -> (host: String, port: UInt16)? {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0, colon > text.startIndex else { return nil }
+        return (String(text[..<colon]), port)
     }
 
     func run() throws {
@@ -177,7 +193,8 @@ struct PhalanxRun: ParsableCommand {
             minNodes: nodes.lowerBound, maxNodes: nodes.upperBound, workersPerNode: perNode, endpointHost: endpoint.host,
             endpointPort: endpoint.port, jobID: rdzvId, lastCall: .seconds(rdzvLastCall),
             rendezvousTimeout: .seconds(rdzvTimeout), checkpoints: checkpoints, scratch: scratch, outDir: outDir,
-            maxRestarts: maxRestarts, restartWindow: .seconds(restartWindow), checkpointEvery: checkpointEvery, arguments: arguments)
+            maxRestarts: maxRestarts, restartWindow: .seconds(restartWindow), checkpointEvery: checkpointEvery, arguments: arguments,
+            etcd: rdzvBackend == "etcd" ? etcdEndpoints : nil)
         let agent = try NodeAgent(configuration, environment: ProcessInfo.processInfo.environment, logger: Logger(label: "phalanx-run"))
         let outcome = agent.run { Supervisor.say($0) }
         Supervisor.say(outcome.summary)

@@ -269,7 +269,7 @@ final class Supervisor: @unchecked Sendable {
                 }
                 let how = signalled ? "was killed by signal \(status)" : "exited with status \(status)"
                 if !signalled, status == budget.unreachableStatus, budget.checkpoints != nil, !stop, !(finished > 0 || elsewhere) {
-                    lost = "worker \(worker.label) found no live member of the job"
+                    lost = "worker \(worker.label) ended its incarnation (status \(status): no live member of the job to join, or too few members left)"
                 } else if stop {
                     say("worker \(worker.label) \(how) while stopping")
                 } else if finished > 0 || elsewhere {
@@ -308,7 +308,7 @@ final class Supervisor: @unchecked Sendable {
                 if .now - since < budget.lostWait {
                     anyRunning = true
                 } else {
-                    say("the node rendezvous started no new incarnation within \(budget.lostWait)")
+                    say("the node rendezvous started no new incarnation within \(budget.lostWait) (too few nodes?): the job stopped; its newest checkpoint is in \(budget.checkpoints ?? "the checkpoint directory"): start the job again to resume from it")
                     failedBeyondBudget += 1
                     lostSince = nil
                 }

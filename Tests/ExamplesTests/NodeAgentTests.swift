@@ -1,4 +1,5 @@
 import Foundation
+import PhalanxEtcd
 import PhalanxTesting
 import Testing
 
@@ -12,10 +13,12 @@ struct NodeAgentTests {
     static let port = 29_400
 
     /// Starts one agent on each host in `hosts` (indexes into `namespaces`).
-    static func agents(_ namespaces: NamespaceHosts, on hosts: [Int], nodes: String, trainer: [String], extra: [String] = []) throws -> WorkerProcesses {
+    /// `rendezvous` replaces the builtin endpoint (host 0) with other `--rdzv-…` options.
+    static func agents(_ namespaces: NamespaceHosts, on hosts: [Int], nodes: String, trainer: [String], extra: [String] = [],
+                       rendezvous: [String]? = nil, timeout: Int = 60) throws -> WorkerProcesses {
         let (executable, arguments) = NamespaceHosts.inNamespace(ExampleLaunchTests.binary("phalanx-run"), [
-            "--nnodes", nodes, "--nproc-per-node", "2", "--rdzv-endpoint", "\(namespaces.address(0)):\(port)", "--rdzv-id", "job1",
-            "--rdzv-last-call", "3", "--rdzv-timeout", "60", "--max-restarts", "4",
+            "--nnodes", nodes, "--nproc-per-node", "2"] + (rendezvous ?? ["--rdzv-endpoint", "\(namespaces.address(0)):\(port)"]) + ["--rdzv-id", "job1",
+            "--rdzv-last-call", "3", "--rdzv-timeout", "\(timeout)", "--max-restarts", "4",
         ] + extra + ["--", ExampleLaunchTests.binary("DigitsMLP"), "--hidden", "32", "--print-every", "100"] + trainer)
         return try WorkerProcesses(executable: executable, arguments: arguments, count: hosts.count) { index in
             ExampleLaunchTests.rootEnvironment.merging(namespaces.environment(on: hosts[index])) { _, new in new }
@@ -73,6 +76,109 @@ struct NodeAgentTests {
         #expect(joined.stderr.contains("joining the running job"), "\(joined.stderr.suffix(1000))")
         #expect(survivors[2].stderr.contains("the node rendezvous is not reachable"), "\(survivors[2].stderr.suffix(1000))")
         try Self.expectWeights(in: out, count: 4, match: try Self.reference(workers: 6, trainer: trainer))
+    }
+
+    @Test(.enabled(if: EtcdCluster.isInstalled, "needs etcd-server (make test installs it)"))
+    func withEtcdTheJobOutlivesTheRendezvousHostAndAnEtcdMember() throws {
+        // Hosts 0-3 run node agents, hosts 4-6 the etcd cluster.
+        let namespaces = try NamespaceHosts(repository: Self.repository, count: 7)
+        defer { namespaces.remove() }
+        let etcd = try EtcdCluster(members: (4...6).map {
+            EtcdCluster.Member(name: "e\($0)", host: namespaces.address($0), clientPort: 2379, peerPort: 2380, namespace: namespaces.namespace($0))
+        })
+        defer { etcd.stop() }
+        let backend = ["--rdzv-backend", "etcd", "--rdzv-endpoint", etcd.endpoints.joined(separator: ",")]
+        let out = Self.directory("etcd")
+        let trainer = ["--steps", "1500", "--step-delay-ms", "10", "--checkpoint-every", "100"]
+        let first = try Self.agents(namespaces, on: [0, 1, 2], nodes: "2:4", trainer: trainer + ["--save", "\(out)/w-{member}.safetensors"], rendezvous: backend)
+        defer { for index in 0..<4 { namespaces.killEverything(on: index) } }
+        try #require(Self.waitForCheckpoint(300, [first], timeout: .seconds(90)), "\(first.stderrSoFar(0).suffix(2000))")
+        // The etcd member every agent asks first dies; the other two keep a quorum.
+        etcd.kill(0)
+        // The node whose agent hosts the node rendezvous (elected through etcd) fails whole.
+        let host = try #require(try EtcdClient(endpoints: Array(etcd.endpoints.dropFirst())).get("/phalanx/job1/rendezvous"))
+        let hostAddress = String(decoding: host.value, as: UTF8.self).split(separator: ":").first.map(String.init)
+        let hostIndex = try #require((0..<3).first { namespaces.address($0) == hostAddress }, "\(hostAddress ?? "?")")
+        #expect(Self.killed(namespaces, hostIndex) >= 3)
+        let survivors = (0..<3).filter { $0 != hostIndex }
+        try #require(Self.waitForCheckpoint(500, [first], timeout: .seconds(60)), "the job did not go on: \(first.stderrSoFar(survivors[0]).suffix(3000))")
+        // A fourth node arrives and its workers join.
+        let fourth = try Self.agents(namespaces, on: [3], nodes: "2:4", trainer: trainer + ["--save", "\(out)/w-{member}.safetensors"], rendezvous: backend)
+        try #require(fourth.waitForMarker("parameters, 1500 steps", count: 2, rank: 0, timeout: .seconds(60)), "\(fourth.stderrSoFar(0).suffix(1500))")
+        let outputs = first.wait(timeout: .seconds(180))
+        let joined = fourth.wait(timeout: .seconds(60))[0]
+        for output in survivors.map({ outputs[$0] }) + [joined] {
+            #expect(output.status == 0, "\(output.stderr.suffix(2000))")
+            #expect(output.stdout.components(separatedBy: "held-out accuracy").count - 1 == 2, "two workers finish: \(output.stdout.suffix(800))")
+        }
+        #expect(joined.stderr.contains("joining the running job"), "\(joined.stderr.suffix(1000))")
+        #expect((survivors.map { outputs[$0] } + [joined]).contains { $0.stderr.contains("hosting the node rendezvous on this node") },
+                "another agent was elected to host the rendezvous")
+        try Self.expectWeights(in: out, count: 6, match: try Self.reference(workers: 6, trainer: trainer))
+    }
+
+    @Test(.enabled(if: EtcdCluster.isInstalled, "needs etcd-server (make test installs it)"))
+    func withEtcdAFrozenRendezvousHostIsReplacedAndStepsDownWhenItWakes() throws {
+        let namespaces = try NamespaceHosts(repository: Self.repository, count: 4)
+        defer { namespaces.remove() }
+        let etcd = try EtcdCluster(members: [EtcdCluster.Member(name: "e", host: namespaces.address(3), clientPort: 2379, peerPort: 2380,
+                                                                namespace: namespaces.namespace(3))])
+        defer { etcd.stop() }
+        let backend = ["--rdzv-backend", "etcd", "--rdzv-endpoint", etcd.endpoints[0]]
+        let out = Self.directory("etcd-frozen")
+        let trainer = ["--steps", "1200", "--step-delay-ms", "10", "--checkpoint-every", "100"]
+        let first = try Self.agents(namespaces, on: [0, 1], nodes: "2:3", trainer: trainer + ["--save", "\(out)/w-{member}.safetensors"], rendezvous: backend)
+        defer { for index in 0..<3 { namespaces.killEverything(on: index) } }
+        try #require(Self.waitForCheckpoint(200, [first], timeout: .seconds(90)), "\(first.stderrSoFar(0).suffix(2000))")
+        let store = try EtcdClient(endpoints: etcd.endpoints)
+        let host = try #require(try store.get("/phalanx/job1/rendezvous")).value
+        let hostIndex = try #require((0..<2).first { String(decoding: host, as: UTF8.self).hasPrefix(namespaces.address($0) + ":") })
+        // The hosting agent freezes (its workers train on); its lease runs out and the other
+        // agent is elected; a third node joins through the new host while the old one sleeps.
+        first.signal(hostIndex, SIGSTOP)
+        let third = try Self.agents(namespaces, on: [2], nodes: "2:3", trainer: trainer + ["--save", "\(out)/w-{member}.safetensors"], rendezvous: backend)
+        let joined = third.waitForMarker("parameters, 1200 steps", count: 2, rank: 0, timeout: .seconds(60))
+        let newHost = try store.get("/phalanx/job1/rendezvous")?.value
+        first.signal(hostIndex, SIGCONT)
+        try #require(joined, "\(third.stderrSoFar(0).suffix(1500)) \(first.stderrSoFar(1 - hostIndex).suffix(1500))")
+        #expect(newHost != nil && newHost != host, "another agent hosts the rendezvous")
+        let outputs = first.wait(timeout: .seconds(180)) + third.wait(timeout: .seconds(60))
+        for output in outputs {
+            #expect(output.status == 0, "\(output.stderr.suffix(2000))")
+            #expect(output.stdout.components(separatedBy: "held-out accuracy").count - 1 == 2, "two workers finish: \(output.stdout.suffix(800))")
+        }
+        #expect(outputs[hostIndex].stderr.contains("no longer hosts the node rendezvous"), "\(outputs[hostIndex].stderr.suffix(1500))")
+        try Self.expectWeights(in: out, count: 6, match: try Self.reference(workers: 6, trainer: trainer))
+    }
+
+    @Test func belowTheMinimumOfNodesTheJobSavesWaitsBoundedAndResumesWhenStartedAgain() throws {
+        let namespaces = try NamespaceHosts(repository: Self.repository, count: 2)
+        defer { namespaces.remove() }
+        let out = Self.directory("below"), checkpoints = Self.directory("below-checkpoints")
+        let trainer = ["--steps", "600", "--step-delay-ms", "10", "--checkpoint-every", "50"]
+        let agents = try Self.agents(namespaces, on: [0, 1], nodes: "2", trainer: trainer + ["--join-wait-s", "2", "--save", "\(out)/w-{member}.safetensors"],
+                                     extra: ["--checkpoint-dir", checkpoints], timeout: 15)
+        defer { for index in 0..<2 { namespaces.killEverything(on: index) } }
+        try #require(Self.waitForCheckpoint(200, [agents], timeout: .seconds(90)), "\(agents.stderrSoFar(0).suffix(2000))")
+        // Node 1 fails whole: two members are left, below the minimum of 2 nodes × 2.
+        #expect(Self.killed(namespaces, 1) >= 3)
+        let started = ContinuousClock.now
+        let survivor = agents.wait(timeout: .seconds(120))[0]
+        #expect(ContinuousClock.now - started < .seconds(60), "the wait is bounded (join wait 2 s, then --rdzv-timeout 15 s)")
+        #expect(survivor.status == 1, "\(survivor.stderr.suffix(2000))")
+        #expect(survivor.stderr.contains("below the minimum of 4"), "\(survivor.stderr.suffix(2000))")
+        #expect(survivor.stderr.contains("start the job again to resume from it"), "\(survivor.stderr.suffix(2000))")
+        let saved = try FileManager.default.contentsOfDirectory(atPath: checkpoints).filter { $0.hasSuffix(".safetensors") }
+        #expect(saved.contains { ($0.split(separator: "-").last.flatMap { Int($0.prefix(12)) } ?? 0) >= 200 }, "\(saved)")
+        // Both nodes started again on the same checkpoints: the job resumes and ends like one that never stopped.
+        let final = Self.directory("below-final")
+        let again = try Self.agents(namespaces, on: [0, 1], nodes: "2", trainer: trainer + ["--save", "\(final)/w-{member}.safetensors"],
+                                    extra: ["--checkpoint-dir", checkpoints])
+        let outputs = again.wait(timeout: .seconds(180))
+        for output in outputs { #expect(output.status == 0, "\(output.stderr.suffix(2000))") }
+        #expect(outputs.contains { $0.stderr.contains("resumed from") }, "\(outputs.map { $0.stderr.suffix(1000) })")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: out).isEmpty, "nobody finished the stopped job")
+        try Self.expectWeights(in: final, count: 4, match: try Self.reference(workers: 4, trainer: trainer))
     }
 
     @Test func everyWorkerOfEveryNodeKilledAtOnceStartsAgainFromTheCheckpoint() throws {
