@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
     ],
     targets: [
         // System libraries (apt: libopenblas-dev, libopenmpi-dev).
@@ -67,7 +68,7 @@ let package = Package(
             name: "PhalanxEtcd",
             dependencies: [
                 "PhalanxElastic", "PhalanxTCP", .product(name: "Logging", package: "swift-log"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .target(name: "PhalanxTelemetry"),

@@ -14,7 +14,7 @@ import NIOCore
 public final class EtcdClient: @unchecked Sendable {
     /// The members' base URLs.
     public let endpoints: [URL]
-    private let http: HTTPClient
+    private let http = HTTPClient.shared
     private let timeout: Duration
     // Guarded by `lock`.
     private let lock = NSLock()
@@ -41,7 +41,7 @@ public final class EtcdClient: @unchecked Sendable {
     }
 
     /// A client of the etcd cluster whose members answer at `endpoints` (`host:port` or
-    /// `http://host:port`), each request within `timeout`.
+    /// `http://host:port`), each request within `timeout` (all members tried together).
     /// - Throws: `EtcdError.invalidEndpoint`.
     public init(endpoints: [String], timeout: Duration = .seconds(2)) throws {
         self.endpoints = try endpoints.map { text in
@@ -51,12 +51,7 @@ public final class EtcdClient: @unchecked Sendable {
         }
         guard !self.endpoints.isEmpty else { throw EtcdError.invalidEndpoint("") }
         self.timeout = timeout
-        let nanoseconds = Int64(Self.seconds(timeout) * 1e9)
-        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(
-            timeout: HTTPClient.Configuration.Timeout(connect: .nanoseconds(nanoseconds), read: .nanoseconds(nanoseconds))))
     }
-
-    deinit { try? http.syncShutdown() }
 
     /// The entry at `key`, if any.
     public func get(_ key: String) throws -> Entry? {
@@ -94,7 +89,7 @@ public final class EtcdClient: @unchecked Sendable {
     public func grantLease(ttl: Int) throws -> Int64 {
         let answer: EtcdWire.LeaseGrantResponse = try call("lease/grant", EtcdWire.LeaseGrantRequest(TTL: "\(ttl)"))
         guard let text = answer.ID, let id = Int64(text), id != 0 else {
-            throw EtcdError.badAnswer(endpoint: endpoints[0].absoluteString, detail: "no lease granted: \(answer.error ?? "no id")")
+            throw EtcdError.badAnswer(endpoint: endpoints.map(\.absoluteString).joined(separator: ","), detail: "no lease granted: \(answer.error ?? "no id")")
         }
         return id
     }
@@ -113,33 +108,45 @@ public final class EtcdClient: @unchecked Sendable {
     private func entry(_ kv: EtcdWire.KeyValue) throws -> Entry {
         guard let key = Data(base64Encoded: kv.key).flatMap({ String(data: $0, encoding: .utf8) }),
               let value = Data(base64Encoded: kv.value ?? "") else {
-            throw EtcdError.badAnswer(endpoint: endpoints[0].absoluteString, detail: "a key or value that is not base64")
+            throw EtcdError.badAnswer(endpoint: endpoints.map(\.absoluteString).joined(separator: ","), detail: "a key or value that is not base64")
         }
         return Entry(key: key, value: Array(value), createRevision: kv.create_revision.flatMap { Int64($0) } ?? 0,
                      modRevision: kv.mod_revision.flatMap { Int64($0) } ?? 0)
     }
 
-    /// Posts `request` to `/v3/<path>`, trying each member once starting with the one that
-    /// answered last.
+    /// Posts `request` to `/v3/<path>`, trying the members in turn (starting with the one
+    /// that answered last, each given at most half of the time left but the last) until one
+    /// answers or the deadline passes. A member that does not
+    /// answer is asked last next time; an HTTP error from etcd itself is not retried elsewhere.
     private func call<Request: Encodable, Response: Decodable>(_ path: String, _ request: Request) throws -> Response {
         let body = try JSONEncoder().encode(request)
+        let deadline = ContinuousClock.now + timeout
         lock.lock()
         let first = preferred
         lock.unlock()
-        var lastError = ""
-        for attempt in 0..<endpoints.count {
+        var lastError = "no member asked within \(timeout)"
+        for attempt in 0..<endpoints.count where ContinuousClock.now < deadline {
             let index = (first + attempt) % endpoints.count
-            let url = endpoints[index].appendingPathComponent("v3/\(path)")
-            switch post(url, body) {
+            let endpoint = endpoints[index].absoluteString
+            // A member that does not answer (frozen, cut off) may take half of what is left, so
+            // that the next one is still asked in time.
+            let left = deadline - ContinuousClock.now
+            let share = attempt == endpoints.count - 1 ? left : left / 2
+            switch post(endpoints[index].appendingPathComponent("v3/\(path)"), body, within: share) {
             case let .success(data):
                 lock.lock()
                 preferred = index
                 lock.unlock()
                 do { return try JSONDecoder().decode(Response.self, from: data) } catch {
-                    throw EtcdError.badAnswer(endpoint: endpoints[index].absoluteString, detail: "\(error): \(String(decoding: data.prefix(200), as: UTF8.self))")
+                    throw EtcdError.badAnswer(endpoint: endpoint, detail: "\(error): \(String(decoding: data.prefix(200), as: UTF8.self))")
                 }
+            case let .refused(status, text):
+                throw EtcdError.badAnswer(endpoint: endpoint, detail: "HTTP \(status): \(text)")
             case let .failure(reason):
-                lastError = "\(endpoints[index].absoluteString): \(reason)"
+                lastError = "\(endpoint): \(reason)"
+                lock.lock()
+                if preferred == index { preferred = (index + 1) % endpoints.count }
+                lock.unlock()
             }
         }
         throw EtcdError.unreachable(endpoints: endpoints.map(\.absoluteString), lastError: lastError)
@@ -147,19 +154,22 @@ public final class EtcdClient: @unchecked Sendable {
 
     private enum Outcome: Sendable {
         case success(Data)
+        /// etcd answered with an error of its own (4xx): asking another member would not help.
+        case refused(UInt, String)
+        /// No answer (refused connection, timeout, 5xx: a member without a quorum).
         case failure(String)
     }
 
-    private func post(_ url: URL, _ body: Data) -> Outcome {
+    private func post(_ url: URL, _ body: Data, within budget: Duration) -> Outcome {
         do {
             var request = try HTTPClient.Request(url: url, method: .POST, body: .data(body))
             request.headers.add(name: "Content-Type", value: "application/json")
-            let deadline = NIODeadline.now() + .nanoseconds(Int64(Self.seconds(timeout) * 1e9))
+            let deadline = NIODeadline.now() + .nanoseconds(Int64(Self.seconds(budget) * 1e9))
             let response = try http.execute(request: request, deadline: deadline).wait()
             let data = response.body.map { Data($0.readableBytesView) } ?? Data()
-            guard response.status == .ok else {
-                return .failure("HTTP \(response.status.code): \(String(decoding: data.prefix(200), as: UTF8.self))")
-            }
+            let text = String(decoding: data.prefix(200), as: UTF8.self)
+            if (400..<500).contains(response.status.code) { return .refused(response.status.code, text) }
+            guard response.status == .ok else { return .failure("HTTP \(response.status.code): \(text)") }
             return .success(data)
         } catch {
             return .failure("\(error)")

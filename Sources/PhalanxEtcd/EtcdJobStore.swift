@@ -13,7 +13,12 @@ import PhalanxElastic
 ///   finished step), written only by a transaction that checks the writer still holds
 ///   `rendezvous`: a host that lost its lease (frozen, cut off) can no longer change the job,
 ///   and a new host starts from the newest state;
-/// - `witness/<epoch>`: the membership witness' votes (`EtcdWitnessVotes`).
+/// - `witness/g<incarnation>/<epoch>`: the membership witness' votes (`EtcdWitnessVotes`), per
+///   incarnation, since every incarnation numbers its epochs from 1 again.
+///
+/// A host also fences itself: it counts its lease from the moment it last sent a renewal that
+/// etcd granted, and stops answering once that lease may have run out (`holdsLease`), whether
+/// or not it can reach etcd to find out.
 public final class EtcdJobStore: @unchecked Sendable {
     /// The client.
     public let client: EtcdClient
@@ -22,14 +27,18 @@ public final class EtcdJobStore: @unchecked Sendable {
     /// The agents' lease, in seconds.
     public let ttl: Int
     private let logger: Logger
+    /// Held across a whole renewal (so that two threads never take two leases).
+    private let renewal = NSLock()
     // Guarded by `lock`.
     private let lock = NSLock()
     private var lease: Int64?
+    // When the last granted renewal (or the grant) was sent: the lease lasts `ttl` from then at least.
+    private var renewedAt: ContinuousClock.Instant?
     // The revision that created `rendezvous` while this agent holds it.
     private var hosting: Int64?
 
     /// The keys of job `jobID` in the cluster `client` talks to.
-    public init(client: EtcdClient, jobID: String, ttl: Int = 5, logger: Logger = Logger(label: "phalanx.etcd")) {
+    public init(client: EtcdClient, jobID: String, ttl: Int = 6, logger: Logger = Logger(label: "phalanx.etcd")) {
         self.client = client
         prefix = "/phalanx/\(jobID)/"
         self.ttl = ttl
@@ -45,17 +54,35 @@ public final class EtcdJobStore: @unchecked Sendable {
     /// (this agent no longer hosts the rendezvous: its key went with the lease).
     /// - Throws: `EtcdError` when etcd cannot be reached.
     public func renew(node: String) throws -> Bool {
+        renewal.lock()
+        defer { renewal.unlock() }
         lock.lock()
         let current = lease
         lock.unlock()
-        if let current, try client.keepAlive(current) { return true }
+        let sent = ContinuousClock.now
+        if let current, try client.keepAlive(current) {
+            lock.lock()
+            renewedAt = sent
+            lock.unlock()
+            return true
+        }
         let fresh = try client.grantLease(ttl: ttl)
-        try client.put("\(agentsPrefix)\(node)", Array(node.utf8), lease: fresh)
         lock.lock()
         lease = fresh
+        renewedAt = sent
         hosting = nil
         lock.unlock()
+        try client.put("\(agentsPrefix)\(node)", Array(node.utf8), lease: fresh)
         return current == nil
+    }
+
+    /// Whether this agent's lease surely still runs: less than `ttl` minus a margin of 1.5 s
+    /// since the last renewal etcd granted was sent. A host that cannot say so stops answering.
+    public var holdsLease: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard lease != nil, let renewedAt else { return false }
+        return ContinuousClock.now - renewedAt < .seconds(ttl) - .milliseconds(1500)
     }
 
     /// The address ("host:port") of the agent that hosts the rendezvous now, if any.
@@ -63,20 +90,26 @@ public final class EtcdJobStore: @unchecked Sendable {
         try client.get(rendezvousKey).map { String(decoding: $0.value, as: UTF8.self) }
     }
 
-    /// Tries to become the rendezvous' host at `address`: succeeds only if nobody hosts it.
+    /// Tries to become the rendezvous' host at `address` (unique to this attempt): succeeds
+    /// only if nobody hosts it. An answer lost on the way (the transaction went through, the
+    /// client asked another member again and that one refused) is recognised by the address.
     /// - Throws: `EtcdError`, and `EtcdError.badAnswer` when this agent is not registered.
     public func campaign(address: String) throws -> Bool {
         lock.lock()
         let current = lease
         lock.unlock()
         guard let current else { throw EtcdError.badAnswer(endpoint: "", detail: "campaign before the agent registered") }
-        let result = try client.put(rendezvousKey, Array(address.utf8), lease: current, if: [.createRevision(rendezvousKey, 0)])
-        if result.done {
-            lock.lock()
-            hosting = result.revision
-            lock.unlock()
+        var created: Int64?
+        if let result = try? client.put(rendezvousKey, Array(address.utf8), lease: current, if: [.createRevision(rendezvousKey, 0)]), result.done {
+            created = result.revision
+        } else if let entry = try client.get(rendezvousKey), entry.value == Array(address.utf8) {
+            created = entry.createRevision
         }
-        return result.done
+        guard let created else { return false }
+        lock.lock()
+        hosting = created
+        lock.unlock()
+        return true
     }
 
     /// The newest rendezvous state stored.
@@ -105,16 +138,22 @@ public final class EtcdJobStore: @unchecked Sendable {
         Set(try client.list(prefix: agentsPrefix).map { String($0.key.dropFirst(agentsPrefix.count)) })
     }
 
-    /// Drops this agent's lease (its registration and, if it hosts it, the rendezvous key).
+    /// Drops this agent's lease (its registration and, if it hosts it, the rendezvous key); the
+    /// next `renew` registers it again.
     public func resign() {
+        renewal.lock()
+        defer { renewal.unlock() }
         lock.lock()
         let current = lease
         lease = nil
+        renewedAt = nil
         hosting = nil
         lock.unlock()
         if let current { try? client.revoke(current) }
     }
 
-    /// Votes of the job's membership witness, kept in etcd.
-    public func witnessVotes() -> EtcdWitnessVotes { EtcdWitnessVotes(client: client, prefix: prefix, logger: logger) }
+    /// Votes of the job's membership witness for incarnation `generation`, kept in etcd.
+    public func witnessVotes(generation: Int) -> EtcdWitnessVotes {
+        EtcdWitnessVotes(client: client, prefix: "\(prefix)witness/g\(generation)/", logger: logger)
+    }
 }

@@ -25,10 +25,6 @@ enum EtcdWire {
         var lease: String?
     }
 
-    struct DeleteRequest: Codable {
-        var key: String
-    }
-
     struct Compare: Codable {
         var key: String
         /// "MOD" or "CREATE"; the result is EQUAL (the default).
@@ -39,7 +35,6 @@ enum EtcdWire {
 
     struct RequestOp: Codable {
         var request_put: PutRequest?
-        var request_range: RangeRequest?
     }
 
     struct TxnRequest: Codable {
@@ -66,7 +61,6 @@ enum EtcdWire {
 
     struct LeaseGrantResponse: Codable {
         var ID: String?
-        var TTL: String?
         var error: String?
     }
 

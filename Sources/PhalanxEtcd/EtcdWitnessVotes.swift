@@ -3,7 +3,7 @@ import Logging
 import PhalanxElastic
 import PhalanxTCP
 
-/// The membership witness' votes kept in etcd: one key per epoch (`<prefix>witness/<epoch>`)
+/// The membership witness' votes kept in etcd: one key per epoch (`<prefix><epoch>`)
 /// holding what was promised and accepted for the change out of it, and every vote a
 /// compare-and-swap on that key's revision. Witness servers on several nodes that share these
 /// votes are one acceptor of the membership agreement: a vote survives the process that cast
@@ -19,7 +19,12 @@ public final class EtcdWitnessVotes: WitnessVoting, @unchecked Sendable {
     /// Attempts when other witness servers change the same epoch's votes concurrently.
     static let attempts = 8
 
-    /// Votes under `prefix` (the job's key prefix, ending in "/") in the cluster `client` talks to.
+    /// How long one vote may take, all attempts together (an acceptor that answers late is
+    /// no better than one that does not answer).
+    static let deadline: Duration = .seconds(3)
+
+    /// Votes under `prefix` (one per incarnation of a job: `EtcdJobStore.witnessVotes`) in the
+    /// cluster `client` talks to.
     public init(client: EtcdClient, prefix: String, logger: Logger = Logger(label: "phalanx.witness")) {
         self.client = client
         self.prefix = prefix
@@ -29,14 +34,15 @@ public final class EtcdWitnessVotes: WitnessVoting, @unchecked Sendable {
     /// The key of `epoch`'s votes (zero-padded so that the keys sort by epoch).
     func key(_ epoch: UInt64) -> String {
         let digits = String(epoch)
-        return "\(prefix)witness/\(String(repeating: "0", count: max(0, 20 - digits.count)))\(digits)"
+        return "\(prefix)\(String(repeating: "0", count: max(0, 20 - digits.count)))\(digits)"
     }
 
     /// Reads the epoch's votes, votes as a `WitnessAcceptor` holding them would, and stores
     /// the new votes only if nobody changed them since they were read.
     public func vote(on message: MembershipMessage, from sender: MemberAddress) -> [MembershipAction] {
         guard let epoch = message.epoch else { return [] }
-        for _ in 0..<Self.attempts {
+        let deadline = ContinuousClock.now + Self.deadline
+        for _ in 0..<Self.attempts where ContinuousClock.now < deadline {
             do {
                 let entry = try client.get(key(epoch))
                 let stored = try entry.map { try JSONDecoder().decode(WitnessAcceptor.EpochVotes.self, from: Data($0.value)) }
@@ -52,7 +58,7 @@ public final class EtcdWitnessVotes: WitnessVoting, @unchecked Sendable {
                 return []
             }
         }
-        logger.warning("witness: no vote on epoch \(epoch): its votes kept changing under \(Self.attempts) attempts")
+        logger.warning("witness: no vote on epoch \(epoch) within \(Self.deadline) (\(Self.attempts) attempts at most): its votes kept changing")
         return []
     }
 }

@@ -110,6 +110,12 @@ public final class EtcdCluster {
         processes[index] = nil
     }
 
+    /// Sends `signal` to member `index` (SIGSTOP freezes it, SIGCONT wakes it).
+    public func signal(_ index: Int, _ signal: Int32) {
+        guard processes.indices.contains(index), let process = processes[index] else { return }
+        process.signal(0, signal)
+    }
+
     /// SIGKILLs every member and removes the data directories.
     public func stop() {
         for index in processes.indices { kill(index) }

@@ -39,8 +39,10 @@ final class NodeAgent: @unchecked Sendable {
     private let client: NodeRendezvousClient
     /// The job's keys in etcd (`etcd` backend).
     private let store: EtcdJobStore?
-    /// This node's membership witness whose votes live in etcd (`etcd` backend).
-    private let witness: WitnessServer?
+    // Guarded by `lock`: this node's membership witness of each incarnation, whose votes live
+    // in etcd (`etcd` backend), and whether the agent finished (its lease is no longer renewed).
+    private var witnesses: [Int: WitnessServer] = [:]
+    private var finished = false
     // Guarded by `lock`.
     private let lock = NSLock()
     private var server: NodeRendezvousServer?
@@ -58,16 +60,11 @@ final class NodeAgent: @unchecked Sendable {
         nodeID = "\(localHost)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         self.logger = logger
         if let endpoints = configuration.etcd {
-            let store = EtcdJobStore(client: try EtcdClient(endpoints: endpoints), jobID: configuration.jobID, logger: logger)
-            let witness = try WitnessServer(host: localHost, credentials: credentials, votes: store.witnessVotes(), logger: logger)
-            witness.start()
-            self.store = store
-            self.witness = witness
+            store = EtcdJobStore(client: try EtcdClient(endpoints: endpoints), jobID: configuration.jobID, logger: logger)
             // Nowhere yet: the first poll fails and looks the host up in etcd.
             client = try NodeRendezvousClient(host: localHost, port: 0, localHost: localHost, credentials: credentials, logger: logger)
         } else {
             store = nil
-            witness = nil
             client = try NodeRendezvousClient(host: configuration.endpointHost, port: configuration.endpointPort, localHost: localHost,
                                               credentials: credentials, logger: logger)
         }
@@ -110,7 +107,8 @@ final class NodeAgent: @unchecked Sendable {
         let stale = server
         server = nil
         lock.unlock()
-        // It stepped down (could not store its state): free the key for another host.
+        // It stepped down (could not store its state, or its lease may have run out): free the
+        // key for another host (the next renewal registers this agent again).
         if stale != nil { store.resign() }
         do {
             _ = try store.renew(node: nodeID)
@@ -120,13 +118,27 @@ final class NodeAgent: @unchecked Sendable {
             }
             var rendezvous = NodeRendezvous(minNodes: configuration.minNodes, maxNodes: configuration.maxNodes)
             rendezvous.lastCall = configuration.lastCall
-            if let snapshot = try store.loadState() { rendezvous.restore(snapshot) }
             let hosted = try NodeRendezvousServer(host: localHost, port: 0, credentials: credentials, rendezvous: rendezvous, hostsWitness: false,
-                                                  keep: { store.keepState($0) }, logger: logger)
-            guard try store.campaign(address: "\(hosted.address.host):\(hosted.address.port)") else {
+                                                  keep: { store.keepState($0) }, fence: { store.holdsLease }, logger: logger)
+            let won: Bool
+            do { won = try store.campaign(address: "\(hosted.address.host):\(hosted.address.port)") } catch {
+                // The key may be this agent's after all: give it up with the lease.
+                hosted.stop()
+                store.resign()
+                throw error
+            }
+            guard won else {
                 hosted.stop()
                 if let address = try store.rendezvousAddress() { client.retarget(address) }
                 return false
+            }
+            // The state is read only now: nobody can write it between this read and our first write.
+            do {
+                if let snapshot = try store.loadState() { hosted.restore(snapshot) }
+            } catch {
+                hosted.stop()
+                store.resign()
+                throw error
             }
             hosted.start()
             lock.lock()
@@ -147,7 +159,7 @@ final class NodeAgent: @unchecked Sendable {
         var unreachableSaid = false
         while true {
             lock.lock()
-            let over = done
+            let over = finished
             let hosted = server
             lock.unlock()
             if over { return }
@@ -156,7 +168,10 @@ final class NodeAgent: @unchecked Sendable {
                     say("this agent's etcd lease expired: it no longer hosts the node rendezvous")
                     hosted.stop()
                 }
-                if let hosted, hosted.isServing { hosted.retain(registered: try store.registeredNodes()) }
+                if let hosted, hosted.isServing {
+                    let listed = ContinuousClock.now
+                    hosted.retain(registered: try store.registeredNodes(), listed: listed)
+                }
                 if unreachableSaid { say("etcd answers again") }
                 unreachableSaid = false
             } catch {
@@ -178,9 +193,26 @@ final class NodeAgent: @unchecked Sendable {
     private func finish() {
         lock.lock()
         done = true
+        finished = true
+        let serving = Array(witnesses.values)
+        witnesses = [:]
         lock.unlock()
         store?.resign()
-        witness?.stop()
+        for witness in serving { witness.stop() }
+    }
+
+    /// This node's witness of incarnation `generation` ("host:port"), started on first use
+    /// (`etcd` backend; nil with `builtin`, or when no port can be bound).
+    private func witness(generation: Int) -> String? {
+        guard let store else { return nil }
+        lock.lock()
+        defer { lock.unlock() }
+        if let running = witnesses[generation] { return running.environmentValue }
+        guard let started = try? WitnessServer(host: localHost, credentials: credentials, votes: store.witnessVotes(generation: generation),
+                                                logger: logger) else { return nil }
+        started.start()
+        witnesses[generation] = started
+        return started.environmentValue
     }
 
     /// Whether this agent hosts the node rendezvous.
@@ -341,7 +373,7 @@ final class NodeAgent: @unchecked Sendable {
             "PHALANX_MIN_MEMBERS": "\(configuration.minNodes * configuration.workersPerNode)",
             "PHALANX_MAX_MEMBERS": "\(configuration.maxNodes * configuration.workersPerNode)",
         ]
-        if let witness = witness?.environmentValue ?? answer.witness { environment["PHALANX_WITNESS"] = witness }
+        if let witness = witness(generation: answer.generation) ?? answer.witness { environment["PHALANX_WITNESS"] = witness }
         if let outDir = configuration.outDir { environment["PHALANX_OUT_DIR"] = outDir }
         if let every = configuration.checkpointEvery { environment["PHALANX_CHECKPOINT_EVERY"] = "\(every)" }
         if let epoch = answer.epoch, !answer.members.isEmpty { PeersFile.write(epoch: epoch, addresses: answer.members, to: peersFile) }

@@ -59,27 +59,56 @@ struct EtcdBackendTests {
         #expect(throws: EtcdError.self) { try EtcdClient(endpoints: ["no-port"]) }
     }
 
+    @Test func aFrozenMemberCostsPartOfOneDeadlineAndTheOthersAnswer() throws {
+        let cluster = try EtcdCluster(loopback: 3)
+        let client = try EtcdClient(endpoints: cluster.endpoints, timeout: .seconds(3))
+        try client.put("/t/k", Array("v".utf8))
+        // (If it led the cluster, the others elect a new leader within about a second.)
+        cluster.signal(0, SIGSTOP)
+        defer { cluster.signal(0, SIGCONT) }
+        for _ in 0..<3 {
+            let start = ContinuousClock.now
+            #expect(try client.get("/t/k")?.value == Array("v".utf8))
+            #expect(ContinuousClock.now - start < .milliseconds(3500), "within the deadline: \(ContinuousClock.now - start)")
+        }
+    }
+
     @Test func oneAgentHostsTheRendezvousAndALapsedHostCannotChangeTheJob() throws {
         let cluster = try EtcdCluster(loopback: 1)
         let first = EtcdJobStore(client: try EtcdClient(endpoints: cluster.endpoints), jobID: "j", ttl: 2)
         let second = EtcdJobStore(client: try EtcdClient(endpoints: cluster.endpoints), jobID: "j", ttl: 2)
+        #expect(!first.holdsLease, "no lease before the first renewal")
         #expect(try first.renew(node: "a") && second.renew(node: "b"))
+        #expect(first.holdsLease)
         #expect(try first.registeredNodes() == ["a", "b"])
         #expect(try first.campaign(address: "10.0.0.1:1"))
+        #expect(try first.campaign(address: "10.0.0.1:1"), "a campaign asked again (its answer was lost) is still won")
         #expect(try !second.campaign(address: "10.0.0.2:2"), "one host at a time")
         #expect(try second.rendezvousAddress() == "10.0.0.1:1")
         var rendezvous = NodeRendezvous(minNodes: 1, maxNodes: 2)
         _ = rendezvous.handle(AgentReport(node: "a", host: "h", slots: 2, generation: 4, epoch: 9, members: ["10.0.0.1:5"]), now: .now)
         #expect(first.keepState(rendezvous.snapshot))
         #expect(!second.keepState(rendezvous.snapshot), "only the host writes the job's state")
-        // The host's lease lapses (frozen, cut off): another agent takes over from the stored state.
-        first.resign()
-        #expect(try second.rendezvousAddress() == nil)
+        // The host stops renewing (frozen, cut off): it fences itself before etcd ends its
+        // lease, and once etcd did, another agent takes over from the stored state.
+        let deadline = ContinuousClock.now + .seconds(15)
+        while try second.rendezvousAddress() != nil, ContinuousClock.now < deadline {
+            _ = try second.renew(node: "b")
+            usleep(300_000)
+        }
+        #expect(!first.holdsLease, "a host that could not renew stops answering")
+        #expect(try second.rendezvousAddress() == nil, "the host's key went with its lease")
         #expect(try second.campaign(address: "10.0.0.2:2"))
         let stored = try #require(try second.loadState())
         #expect(stored.generation == 4 && stored.epoch == 9 && stored.members == ["10.0.0.1:5"])
+        // The old host still believes it holds the key: etcd refuses its write.
+        _ = rendezvous.handle(AgentReport(node: "a", host: "h", slots: 2, generation: 4, epoch: 10, members: ["10.0.0.1:6"]), now: .now)
         #expect(!first.keepState(rendezvous.snapshot), "the old host can no longer change the job")
+        #expect(try second.loadState() == stored)
         #expect(try second.registeredNodes() == ["b"])
+        // Woken up, the old host learns its lease expired and registers again.
+        #expect(try !first.renew(node: "a"))
+        #expect(try second.registeredNodes() == ["a", "b"])
         var restored = NodeRendezvous(minNodes: 1, maxNodes: 2)
         restored.restore(stored)
         #expect(restored.generation == 4)
@@ -87,8 +116,9 @@ struct EtcdBackendTests {
 
     @Test func witnessServersSharingEtcdVoteAsOneAcceptor() throws {
         let cluster = try EtcdCluster(loopback: 1)
-        let one = EtcdWitnessVotes(client: try EtcdClient(endpoints: cluster.endpoints), prefix: "/phalanx/w/")
-        let other = EtcdWitnessVotes(client: try EtcdClient(endpoints: cluster.endpoints), prefix: "/phalanx/w/")
+        let store = EtcdJobStore(client: try EtcdClient(endpoints: cluster.endpoints), jobID: "w")
+        let one = store.witnessVotes(generation: 0)
+        let other = EtcdJobStore(client: try EtcdClient(endpoints: cluster.endpoints), jobID: "w").witnessVotes(generation: 0)
         let high = Ballot(round: 2, coordinator: 1), low = Ballot(round: 1, coordinator: 0)
         let decision = MembershipDecision(membership: Membership(epoch: 8, members: [Self.member], nextID: 4), redoStep: 10, source: 3,
                                           syncRequired: false, lost: [1], joined: [])
@@ -104,9 +134,12 @@ struct EtcdBackendTests {
         let higher = Ballot(round: 3, coordinator: 2)
         let answer = one.vote(on: .prepare(epoch: 7, ballot: higher), from: Self.member)
         #expect(answer.contains { if case let .send(.promise(7, _, _, _, accepted), _) = $0 { accepted?.decision == decision } else { false } })
+        // The next incarnation numbers its epochs from 1 again: it sees none of these votes.
+        let next = store.witnessVotes(generation: 1).vote(on: .prepare(epoch: 7, ballot: low), from: Self.member)
+        #expect(next.contains { if case .send(.promise(7, low, _, _, nil), _) = $0 { true } else { false } }, "\(next)")
         // Many servers voting at once on one epoch: every vote is a compare-and-swap, so the
         // ballots promised only rise and exactly the highest prepare wins every later accept.
-        let voters = try (0..<4).map { _ in EtcdWitnessVotes(client: try EtcdClient(endpoints: cluster.endpoints), prefix: "/phalanx/w/") }
+        let voters = try (0..<4).map { _ in EtcdJobStore(client: try EtcdClient(endpoints: cluster.endpoints), jobID: "w").witnessVotes(generation: 0) }
         DispatchQueue.concurrentPerform(iterations: 8) { index in
             _ = voters[index % 4].vote(on: .prepare(epoch: 11, ballot: Ballot(round: 10 + index, coordinator: index)), from: Self.member)
         }

@@ -89,10 +89,11 @@ public struct NodeRendezvous: Sendable {
         if let step = snapshot.finishedStep { finishedStep = max(finishedStep ?? step, step) }
     }
 
-    /// Ends the lease of every agent not in `registered` at once (the `etcd` backend: an agent's
-    /// registration goes with its etcd lease).
-    public mutating func retain(registered: Set<String>) {
-        agents = agents.filter { registered.contains($0.key) }
+    /// Ends at once the lease of every agent neither in `registered` nor heard from since
+    /// `listed` (when the registrations were read): the `etcd` backend, where an agent's
+    /// registration goes with its etcd lease.
+    public mutating func retain(registered: Set<String>, listed: ContinuousClock.Instant) {
+        agents = agents.filter { registered.contains($0.key) || $0.value.lastSeen >= listed }
     }
 
     /// An incarnation that just formed: the server starts its worker rendezvous for `worldSize`.

@@ -2,8 +2,9 @@ import Foundation
 import Logging
 import PhalanxTCP
 
-/// Hosts a `NodeRendezvous` (the `builtin` backend of `phalanx-run --nnodes`) on the job's
-/// rendezvous endpoint, over the job's authenticated control connections: node agents poll it
+/// Hosts a `NodeRendezvous` for `phalanx-run --nnodes` (on the job's endpoint with the
+/// `builtin` backend; on a free port of the elected agent with `etcd`), over the job's
+/// authenticated control connections: node agents poll it
 /// with an `AgentReport` (JSON) and get an `AgentAssignment` back. For each incarnation it
 /// forms it also hosts the workers' rendezvous (ranks and addresses) and the membership witness.
 ///
@@ -28,15 +29,17 @@ public final class NodeRendezvousServer: @unchecked Sendable {
     private var stopped = false
     private let hostsWitness: Bool
     private let keep: (@Sendable (NodeRendezvous.Snapshot) -> Bool)?
+    private let fence: (@Sendable () -> Bool)?
 
     /// Listens on `host:port` (0: a free port) for the agents of a job of `minNodes ... maxNodes`
     /// nodes. With `hostsWitness` it also serves each incarnation's membership witness (the
     /// `etcd` backend does not: every agent serves one whose votes live in etcd). `keep`, when
     /// given, stores each new state before any agent hears of it; when it fails (another
-    /// rendezvous took over), this one stops answering.
+    /// rendezvous took over), this one stops answering. `fence`, when given, is asked before
+    /// every answer whether this host may still answer (its lease surely runs); when not, it stops.
     /// - Throws: `SocketError` when the endpoint cannot be bound.
     public init(host: String, port: UInt16, credentials: JobCredentials, rendezvous: NodeRendezvous, hostsWitness: Bool = true,
-                keep: (@Sendable (NodeRendezvous.Snapshot) -> Bool)? = nil,
+                keep: (@Sendable (NodeRendezvous.Snapshot) -> Bool)? = nil, fence: (@Sendable () -> Bool)? = nil,
                 logger: Logger = Logger(label: "phalanx.node-rendezvous")) throws {
         node = try MemberNode(host: host, port: port, credentials: credentials, logger: logger)
         node.memberID = Self.memberID
@@ -46,6 +49,7 @@ public final class NodeRendezvousServer: @unchecked Sendable {
         self.state = rendezvous
         self.hostsWitness = hostsWitness
         self.keep = keep
+        self.fence = fence
         kept = keep == nil ? nil : rendezvous.snapshot
         self.logger = logger
     }
@@ -72,10 +76,20 @@ public final class NodeRendezvousServer: @unchecked Sendable {
         return state.liveNodes(now: .now).filter { $0 != node }.count
     }
 
-    /// Ends the lease of every agent not in `registered` (their registrations in etcd expired).
-    public func retain(registered: Set<String>) {
+    /// Ends the lease of every agent not in `registered` (read at `listed`) and not heard from
+    /// since (their registrations in etcd expired).
+    public func retain(registered: Set<String>, listed: ContinuousClock.Instant) {
         lock.lock()
-        state.retain(registered: registered)
+        state.retain(registered: registered, listed: listed)
+        lock.unlock()
+    }
+
+    /// Continues from `snapshot` (read from the store after this server won the right to host;
+    /// before `start`).
+    public func restore(_ snapshot: NodeRendezvous.Snapshot) {
+        lock.lock()
+        state.restore(snapshot)
+        if keep != nil { kept = state.snapshot }
         lock.unlock()
     }
 
@@ -101,6 +115,12 @@ public final class NodeRendezvousServer: @unchecked Sendable {
         lock.lock()
         guard !stopped else {
             lock.unlock()
+            return nil
+        }
+        if let fence, !fence() {
+            lock.unlock()
+            logger.warning("node rendezvous: this host's lease may have run out; stepping down")
+            stop()
             return nil
         }
         var (answer, formed) = state.handle(report, now: .now)

@@ -8,10 +8,10 @@ import PhalanxTCP
 /// share a voter: half of the members can go on only with the witness's vote, and the other
 /// half can then never get a different proposal chosen.
 ///
-/// Its votes live in memory: a witness that restarts forgets them, and could then vote
-/// against a proposal it had accepted. A launcher that restarts must start its witness under a
-/// new address (members of an even membership then wait for a majority); an external store
-/// would keep the votes durably.
+/// Held in memory (`MemoryWitnessVotes`), its votes are lost when the process goes, and a
+/// witness started again could vote against a proposal it had accepted: a launcher that
+/// restarts starts its witness under a new address (members of an even membership then wait
+/// for a majority). `EtcdWitnessVotes` keeps each epoch's votes in etcd instead, durably.
 public struct WitnessAcceptor: Sendable {
     /// How many epochs of votes are kept (older epochs are long decided).
     static let keptEpochs: UInt64 = 64
