@@ -28,6 +28,8 @@ struct ChaosCommand: ParsableCommand {
     var killNodeEvery = 0.0
     @Option(help: "Seconds before a killed node is replaced by a new one.")
     var nodeBackAfter = 2.0
+    @Option(help: "With --nodes: the etcd cluster's client addresses (HOST:PORT,…) for --rdzv-backend etcd (each run under a new --rdzv-id); default: the builtin rendezvous.")
+    var etcd: String?
     @Option(help: "Seconds a stopped worker stays stopped: MIN-MAX.")
     var stopFor = "2-4"
     @Option(help: "Give up on the job after this many seconds.")
@@ -49,6 +51,7 @@ struct ChaosCommand: ParsableCommand {
         defer { if !keep { try? FileManager.default.removeItem(atPath: scratch) } }
         let reference = try job(directory: directory, output: "\(scratch)/reference", nemesis: nil, log: nil)
         guard killNodeEvery == 0 || nodes > 0 else { throw ValidationError("--kill-node-every needs --nodes") }
+        guard etcd == nil || nodes > 0 else { throw ValidationError("--etcd needs --nodes") }
         let nemesis = ChaosNemesis(
             killEvery: killEvery > 0 ? killEvery : nil, stopEvery: stopEvery > 0 ? stopEvery : nil, stopFor: bounds[0]...bounds[1],
             killAllEvery: killAllEvery > 0 ? killAllEvery : nil, killNodeEvery: killNodeEvery > 0 ? killNodeEvery : nil)
@@ -75,7 +78,7 @@ struct ChaosCommand: ParsableCommand {
             "kills": kills, "stops": stops, "kill_all_every_s": killAllEvery, "all_killed_at_once": allAtOnce, "exit_status": chaos.status, "finished_members": chaosWeights.count,
             "seconds": chaos.seconds, "fault_free_seconds": reference.seconds, "throughput_kept": kept,
             "max_relative_difference": difference.isFinite ? difference : -1, "replacements": replacements, "resumes": resumes,
-            "nodes": nodes, "kill_node_every_s": killNodeEvery, "nodes_killed": nodeKills, "node_agents_joined": nodesJoined, "resumed_from_checkpoint": resumedMembers, "members_spread": spread,
+            "nodes": nodes, "rdzv_backend": etcd == nil ? "builtin" : "etcd", "kill_node_every_s": killNodeEvery, "nodes_killed": nodeKills, "node_agents_joined": nodesJoined, "resumed_from_checkpoint": resumedMembers, "members_spread": spread,
         ]
         if json {
             let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
@@ -124,7 +127,9 @@ struct ChaosCommand: ParsableCommand {
         var sink = FileHandle(forWritingAtPath: "/dev/null")
         if let log, FileManager.default.createFile(atPath: log, contents: nil) { sink = FileHandle(forWritingAtPath: log) }
         let group = ChaosNodes(executable: directory.appendingPathComponent("phalanx-run"), arguments: [
-            "--nnodes", "1:\(2 * nodes)", "--nproc-per-node", "\(workers)", "--rdzv-endpoint", "127.0.0.1:\(port)", "--rdzv-id", "chaos",
+            "--nnodes", "1:\(2 * nodes)", "--nproc-per-node", "\(workers)",
+        ] + (etcd.map { ["--rdzv-backend", "etcd", "--rdzv-endpoint", $0, "--rdzv-id", "chaos-\(UUID().uuidString.prefix(8))"] }
+            ?? ["--rdzv-endpoint", "127.0.0.1:\(port)", "--rdzv-id", "chaos"]) + [
             "--checkpoint-dir", "\(output)/checkpoints", "--max-restarts", "100000", "--rdzv-timeout", "60", "--",
             directory.appendingPathComponent("DigitsMLP").path, "--epochs", "\(epochs)", "--step-delay-ms", "\(stepDelayMs)",
             "--save", "\(output)/w-{member}.safetensors", "--print-every", "1000000",
