@@ -225,11 +225,7 @@ public final class ElasticMember: @unchecked Sendable {
         return member
     }
 
-    static func parseAddress(_ text: String) -> MemberAddress? {
-        let parts = text.trimmingCharacters(in: .whitespaces).split(separator: ":")
-        guard parts.count == 2, let port = UInt16(parts[1]) else { return nil }
-        return MemberAddress(id: MemberNode.newcomerID, host: String(parts[0]), port: port)
-    }
+    static func parseAddress(_ text: String) -> MemberAddress? { MemberAddress(id: MemberNode.newcomerID, parsing: text) }
 
     /// Waits (bounded by the start timeout) until the core is admitted or gives up; fails
     /// early when every address refused this process (a wrong secret, nobody listening).

@@ -164,7 +164,7 @@ public final class EtcdClient: @unchecked Sendable {
         do {
             var request = try HTTPClient.Request(url: url, method: .POST, body: .data(body))
             request.headers.add(name: "Content-Type", value: "application/json")
-            let deadline = NIODeadline.now() + .nanoseconds(Int64(Self.seconds(budget) * 1e9))
+            let deadline = NIODeadline.now() + .nanoseconds(Int64(budget / .nanoseconds(1)))
             let response = try http.execute(request: request, deadline: deadline).wait()
             let data = response.body.map { Data($0.readableBytesView) } ?? Data()
             let text = String(decoding: data.prefix(200), as: UTF8.self)
@@ -174,9 +174,5 @@ public final class EtcdClient: @unchecked Sendable {
         } catch {
             return .failure("\(error)")
         }
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

@@ -12,6 +12,7 @@ import PhalanxTCP
 ///
 /// When etcd cannot be reached in time the witness does not vote (the members' round times out
 /// and tries again, as with any acceptor that does not answer).
+/// Sendable as it stands: only `let`s (the client guards its own state).
 public final class EtcdWitnessVotes: WitnessVoting, @unchecked Sendable {
     private let client: EtcdClient
     private let prefix: String

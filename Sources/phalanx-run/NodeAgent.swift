@@ -121,7 +121,11 @@ final class NodeAgent: @unchecked Sendable {
             let hosted = try NodeRendezvousServer(host: localHost, port: 0, credentials: credentials, rendezvous: rendezvous, hostsWitness: false,
                                                   keep: { store.keepState($0) }, fence: { store.holdsLease }, logger: logger)
             let won: Bool
-            do { won = try store.campaign(address: "\(hosted.address.host):\(hosted.address.port)") } catch {
+            do {
+                won = try store.campaign(address: "\(hosted.address.host):\(hosted.address.port)")
+                // The state is read only once won: nobody can write it between this read and our first write.
+                if won, let snapshot = try store.loadState() { hosted.restore(snapshot) }
+            } catch {
                 // The key may be this agent's after all: give it up with the lease.
                 hosted.stop()
                 store.resign()
@@ -131,14 +135,6 @@ final class NodeAgent: @unchecked Sendable {
                 hosted.stop()
                 if let address = try store.rendezvousAddress() { client.retarget(address) }
                 return false
-            }
-            // The state is read only now: nobody can write it between this read and our first write.
-            do {
-                if let snapshot = try store.loadState() { hosted.restore(snapshot) }
-            } catch {
-                hosted.stop()
-                store.resign()
-                throw error
             }
             hosted.start()
             lock.lock()

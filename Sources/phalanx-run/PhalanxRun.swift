@@ -116,8 +116,8 @@ struct PhalanxRun: ParsableCommand {
     }
 
     static func hostAndPort(_ text: String) -> (host: String, port: UInt16)? {
-        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]), port > 0, colon > text.startIndex else { return nil }
-        return (String(text[..<colon]), port)
+        guard let address = MemberAddress(id: 0, parsing: text), address.port > 0 else { return nil }
+        return (address.host, address.port)
     }
 
     func run() throws {

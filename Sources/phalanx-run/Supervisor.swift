@@ -250,6 +250,8 @@ final class Supervisor: @unchecked Sendable {
             let elsewhere = finishedElsewhere
             let current = generation
             lock.unlock()
+            // The job is over: a worker here finished (counted as they are seen), or one elsewhere.
+            func jobDone() -> Bool { finished > 0 || elsewhere }
             var anyRunning = false
             var lost: String?
             for worker in snapshot {
@@ -268,11 +270,11 @@ final class Supervisor: @unchecked Sendable {
                     continue
                 }
                 let how = signalled ? "was killed by signal \(status)" : "exited with status \(status)"
-                if !signalled, status == budget.unreachableStatus, budget.checkpoints != nil, !stop, !(finished > 0 || elsewhere) {
+                if !signalled, status == budget.unreachableStatus, budget.checkpoints != nil, !stop, !jobDone() {
                     lost = "worker \(worker.label) ended its incarnation (status \(status): no live member of the job to join, or too few members left)"
                 } else if stop {
                     say("worker \(worker.label) \(how) while stopping")
-                } else if finished > 0 || elsewhere {
+                } else if jobDone() {
                     // A worker that finished means the job did: nothing left to join.
                     say("worker \(worker.label) \(how) after the job finished; not replaced")
                 } else if let delay = replacements.grant(lived: .now - worker.started) {
@@ -293,7 +295,7 @@ final class Supervisor: @unchecked Sendable {
             // Replacements whose back-off is over (dropped once the job finished or moved on).
             let due = pending.filter { $0.due <= .now }
             pending.removeAll { $0.due <= .now }
-            for replacement in due where !stop && !(finished > 0 || elsewhere) && replacement.generation == current.number {
+            for replacement in due where !stop && !jobDone() && replacement.generation == current.number {
                 do {
                     try spawn(label: replacement.label, extra: replacement.rank.map { ["PHALANX_RANK": "\($0)"] } ?? ["PHALANX_JOIN": "1"])
                     anyRunning = true
@@ -313,17 +315,17 @@ final class Supervisor: @unchecked Sendable {
                     lostSince = nil
                 }
             }
-            if lost == nil, !(finished > 0 || elsewhere), !stop, let stall = budget.stallTimeout, progress.stalled(for: stall) {
+            if lost == nil, !jobDone(), !stop, let stall = budget.stallTimeout, progress.stalled(for: stall) {
                 lost = "no checkpoint was written for \(stall)"
             }
-            if let lost, !(finished > 0 || elsewhere), !stop, let onLost = budget.onLost {
+            if let lost, !jobDone(), !stop, let onLost = budget.onLost {
                 if lostSince == nil {
                     say("\(lost); asking the node rendezvous to start the job again from its newest checkpoint")
                     lostSince = .now
                 }
                 onLost(lost)
                 anyRunning = true
-            } else if let lost, !(finished > 0 || elsewhere), !stop {
+            } else if let lost, !jobDone(), !stop {
                 if current.number < budget.maxGenerations {
                     if restartFromCheckpoint(because: lost, budget: budget) {
                         progress = Progress(directory: budget.checkpoints)

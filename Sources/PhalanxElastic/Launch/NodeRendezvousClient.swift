@@ -7,6 +7,7 @@ import PhalanxTCP
 /// whichever agent hosts the rendezvous now).
 public final class NodeRendezvousClient: @unchecked Sendable {
     private let node: MemberNode
+    // Guarded by `lock`.
     private let lock = NSLock()
     private var target: MemberAddress
 
@@ -28,9 +29,9 @@ public final class NodeRendezvousClient: @unchecked Sendable {
     /// `address` is not that.
     @discardableResult
     public func retarget(_ address: String) -> Bool {
-        guard let colon = address.lastIndex(of: ":"), colon > address.startIndex, let port = UInt16(address[address.index(after: colon)...]) else { return false }
+        guard let parsed = MemberAddress(id: NodeRendezvousServer.memberID, parsing: address) else { return false }
         lock.lock()
-        target = MemberAddress(id: NodeRendezvousServer.memberID, host: String(address[..<colon]), port: port)
+        target = parsed
         lock.unlock()
         return true
     }

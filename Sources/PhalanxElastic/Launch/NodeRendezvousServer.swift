@@ -124,14 +124,14 @@ public final class NodeRendezvousServer: @unchecked Sendable {
             return nil
         }
         var (answer, formed) = state.handle(report, now: .now)
-        if let keep, state.snapshot != kept {
-            guard keep(state.snapshot) else {
+        if let keep, case let snapshot = state.snapshot, snapshot != kept {
+            guard keep(snapshot) else {
                 lock.unlock()
                 logger.warning("node rendezvous: could not store its state (another rendezvous took over, or the store is unreachable); stepping down")
                 stop()
                 return nil
             }
-            kept = state.snapshot
+            kept = snapshot
         }
         defer { lock.unlock() }
         if let formed {
