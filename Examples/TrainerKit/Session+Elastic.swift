@@ -71,9 +71,7 @@ extension Session {
             }
             let loss = try gradients(step: step.index, position: step.rank, members: step.worldSize, timeline: report.timeline)
             if Fault.planned(faults, .kill, member: member.id, step: step.index) { killSelf(report, step: step.index) }
-            let start = Date()
-            try step.communicator.allReduce(model.store.gradients, op: .sum)
-            report.timeline?.record(.allReduce, from: start, to: Date())
+            try reduceGradients(over: step.communicator, timeline: report.timeline)
             try update(step: step.index, timeline: report.timeline)
             lastLoss = loss
             lossSinceReport += loss * Double(step.worldSize)

@@ -51,11 +51,7 @@ extension Session {
             let stepStart = Date()
             let loss = try gradients(step: step, position: rank, members: size, timeline: report.timeline)
             if Fault.planned(faults, .kill, member: rank, step: step) { killSelf(report, step: step) }
-            if let communicator, size > 1 {
-                let start = Date()
-                try communicator.allReduce(model.store.gradients, op: .sum)
-                report.timeline?.record(.allReduce, from: start, to: Date())
-            }
+            try reduceGradients(over: communicator, timeline: report.timeline)
             try update(step: step, timeline: report.timeline)
             state.commitStep()
             report.committed(step: step, loss: loss * Double(size), worldSize: size, epoch: sampler.epoch(ofStep: step),

@@ -16,10 +16,14 @@ final class Session {
     let totalSteps: Int
     let faults: [Fault]
     let stop = StopFlag()
+    /// `--deterministic-shards`: this member's shard gradients of the current step, one after
+    /// the other (`parameterCount` each), kept until their exact sum.
+    var shardGradients: [Float] = []
 
     init(task: TrainingTask, options: TrainerOptions) throws {
         self.task = task
         self.options = options
+        guard options.deterministicShards >= 0 else { throw ValidationError("--deterministic-shards takes 0 (off) or a shard count, not \(options.deterministicShards)") }
         model = try task.makeModel()
         optimizer = try AdamW(layout: model.store.layout, learningRate: options.learningRate, weightDecay: 1e-4)
         sampler = try GlobalBatchSampler(datasetSize: task.train.count, globalBatchSize: options.batchSize, seed: options.seed)
@@ -35,10 +39,40 @@ final class Session {
     /// Forward and backward on this member's slice of step `step`: gradients of the global mean
     /// loss (normaliser = global batch size) land in `model.store.gradients`. Returns the
     /// slice's share of the global loss.
+    ///
+    /// With `--deterministic-shards N` the global batch is cut into `N` fixed shards and this
+    /// member computes each of its shards alone (`[⌊position·N/members⌋, ⌊(position+1)·N/members⌋)`),
+    /// keeping their gradients in `shardGradients` for `reduceGradients`: every shard's gradient
+    /// is then the same whoever computes it.
     func gradients(step: Int, position: Int, members: Int, timeline: Timeline?) throws -> Double {
-        let indices = try sampler.indices(step: step, position: position, members: members)
         let globalCount = sampler.globalBatchCount(step: step)
         model.store.gradients.zero()
+        guard options.deterministicShards > 0 else {
+            let indices = try sampler.indices(step: step, position: position, members: members)
+            let loss = try forwardBackward(indices, globalCount: globalCount, timeline: timeline)
+            if options.stepDelayMs > 0 { usleep(UInt32(options.stepDelayMs * 1000)) }
+            return loss
+        }
+        let batch = try sampler.globalBatch(step: step)
+        let shards = options.deterministicShards
+        let mine = GlobalBatchSampler.sliceRange(batchSize: shards, position: position, members: members)
+        let count = model.store.gradients.count
+        shardGradients.removeAll(keepingCapacity: true)
+        var loss = 0.0
+        for shard in mine {
+            let range = GlobalBatchSampler.sliceRange(batchSize: batch.count, position: shard, members: shards)
+            guard !range.isEmpty else { continue }
+            model.store.gradients.zero()
+            loss += try forwardBackward(Array(batch[range]), globalCount: globalCount, timeline: timeline)
+            shardGradients.append(contentsOf: UnsafeBufferPointer(start: model.store.gradients.baseAddress, count: count))
+        }
+        if options.stepDelayMs > 0 { usleep(UInt32(options.stepDelayMs * 1000)) }
+        return loss
+    }
+
+    /// Forward and backward on `indices`, adding to `model.store.gradients`; returns their share
+    /// of the global loss.
+    func forwardBackward(_ indices: [Int], globalCount: Int, timeline: Timeline?) throws -> Double {
         guard !indices.isEmpty else { return 0 }
         let (x, labels) = try task.train.batch(indices)
         let start = Date()
@@ -47,8 +81,26 @@ final class Session {
         try model.backward(loss.gradient)
         timeline?.record(.forward, from: start, to: forwardEnd)
         timeline?.record(.backward, from: forwardEnd, to: Date())
-        if options.stepDelayMs > 0 { usleep(UInt32(options.stepDelayMs * 1000)) }
         return Double(loss.loss) * Double(indices.count) / Double(globalCount)
+    }
+
+    /// Sums the members' gradients into `model.store.gradients`: a plain all-reduce, or with
+    /// `--deterministic-shards` the exact sum of every shard's gradient (`ExactSum`), which is
+    /// bit-identical whatever the number of members (also alone, `communicator` nil).
+    func reduceGradients(over communicator: (any Communicator)?, timeline: Timeline?) throws {
+        let start = Date()
+        if options.deterministicShards > 0 {
+            let count = model.store.gradients.count
+            try shardGradients.withUnsafeBufferPointer { all in
+                let parts = count == 0 ? [] : (0..<(all.count / count)).map { UnsafeBufferPointer(rebasing: all[($0 * count)..<(($0 + 1) * count)]) }
+                try ExactSum.sum(parts, total: options.deterministicShards, into: model.store.gradients.buffer, over: communicator)
+            }
+        } else if let communicator, communicator.worldSize > 1 {
+            try communicator.allReduce(model.store.gradients, op: .sum)
+        } else {
+            return
+        }
+        timeline?.record(.allReduce, from: start, to: Date())
     }
 
     /// The optimizer update at `step`.

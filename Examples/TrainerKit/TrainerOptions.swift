@@ -14,6 +14,9 @@ public struct TrainerOptions: ParsableArguments {
     @Option(help: "Seed for data order and initial weights.")
     public var seed: UInt64 = 42
 
+    @Option(help: "Bit-identical training whatever the number of members: each global batch is cut into N fixed shards, each computed alone, and their gradients summed exactly (ExactSum). The same N gives the same weights alone, on any ring and through any elastic history; 0: off.")
+    public var deterministicShards = 0
+
     @Option(help: "auto, single, tcp, mpi or elastic. auto: elastic if --elastic or PHALANX_ELASTIC=1, mpi under mpirun, tcp with PHALANX_*/torchrun variables, else single.")
     public var backend = "auto"
     @Flag(help: "Elastic training over TCP (survives failed members, admits joiners).")

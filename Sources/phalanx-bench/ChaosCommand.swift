@@ -30,6 +30,8 @@ struct ChaosCommand: ParsableCommand {
     var nodeBackAfter = 2.0
     @Option(help: "With --nodes: the etcd cluster's client addresses (HOST:PORT,…) for --rdzv-backend etcd (each run under a new --rdzv-id); default: the builtin rendezvous.")
     var etcd: String?
+    @Option(help: "DigitsMLP's --deterministic-shards for both runs (0: off): gradients summed exactly over fixed shards, so the weights do not depend on how many members computed each step.")
+    var deterministicShards = 0
     @Option(help: "Seconds a stopped worker stays stopped: MIN-MAX.")
     var stopFor = "2-4"
     @Option(help: "Give up on the job after this many seconds.")
@@ -79,6 +81,7 @@ struct ChaosCommand: ParsableCommand {
             "seconds": chaos.seconds, "fault_free_seconds": reference.seconds, "throughput_kept": kept,
             "max_relative_difference": difference.isFinite ? difference : -1, "replacements": replacements, "resumes": resumes,
             "nodes": nodes, "rdzv_backend": etcd == nil ? "builtin" : "etcd", "kill_node_every_s": killNodeEvery, "nodes_killed": nodeKills, "node_agents_joined": nodesJoined, "resumed_from_checkpoint": resumedMembers, "members_spread": spread,
+            "deterministic_shards": deterministicShards,
         ]
         if json {
             let data = try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])
@@ -102,7 +105,7 @@ struct ChaosCommand: ParsableCommand {
         launcher.arguments = [
             "--nproc", "\(nodes > 0 ? nodes * workers : workers)", "--max-restarts", "100000", "--max-resumes", "1000", "--stall-timeout", "\(stallTimeout)", "--", directory.appendingPathComponent("DigitsMLP").path,
             "--epochs", "\(epochs)", "--step-delay-ms", "\(stepDelayMs)", "--save", "\(output)/w-{member}.safetensors", "--print-every", "1000000",
-        ]
+        ] + trainerExtras
         var sink = FileHandle(forWritingAtPath: "/dev/null")
         if let log, FileManager.default.createFile(atPath: log, contents: nil) { sink = FileHandle(forWritingAtPath: log) }
         launcher.standardOutput = sink
@@ -133,7 +136,7 @@ struct ChaosCommand: ParsableCommand {
             "--checkpoint-dir", "\(output)/checkpoints", "--max-restarts", "100000", "--rdzv-timeout", "60", "--",
             directory.appendingPathComponent("DigitsMLP").path, "--epochs", "\(epochs)", "--step-delay-ms", "\(stepDelayMs)",
             "--save", "\(output)/w-{member}.safetensors", "--print-every", "1000000",
-        ], sink: sink)
+        ] + trainerExtras, sink: sink)
         let started = Date()
         for _ in 0..<nodes { try group.start() }
         nemesis?.run(launchers: { group.live }, running: { group.running }, until: started.addingTimeInterval(timeout)) { pid in
@@ -146,6 +149,9 @@ struct ChaosCommand: ParsableCommand {
         }
         return (group.status, Date().timeIntervalSince(started))
     }
+
+    /// The trainer options both runs share beyond the job's size.
+    var trainerExtras: [String] { deterministicShards > 0 ? ["--deterministic-shards", "\(deterministicShards)"] : [] }
 
     /// Every final-weights file in `directory`, flattened in name order.
     static func weights(in directory: String) throws -> [[Float]] {
