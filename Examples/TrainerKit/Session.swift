@@ -43,7 +43,8 @@ final class Session {
     /// With `--deterministic-shards N` the global batch is cut into `N` fixed shards and this
     /// member computes each of its shards alone (`[⌊position·N/members⌋, ⌊(position+1)·N/members⌋)`),
     /// keeping their gradients in `shardGradients` for `reduceGradients`: every shard's gradient
-    /// is then the same whoever computes it.
+    /// is then the same whoever computes it (on the same binary, BLAS and kind of CPU). The
+    /// returned loss is then the share an even split would give.
     func gradients(step: Int, position: Int, members: Int, timeline: Timeline?) throws -> Double {
         let globalCount = sampler.globalBatchCount(step: step)
         model.store.gradients.zero()
@@ -58,16 +59,19 @@ final class Session {
         let mine = GlobalBatchSampler.sliceRange(batchSize: shards, position: position, members: members)
         let count = model.store.gradients.count
         shardGradients.removeAll(keepingCapacity: true)
-        var loss = 0.0
+        var loss = 0.0, samples = 0
         for shard in mine {
             let range = GlobalBatchSampler.sliceRange(batchSize: batch.count, position: shard, members: shards)
             guard !range.isEmpty else { continue }
             model.store.gradients.zero()
             loss += try forwardBackward(Array(batch[range]), globalCount: globalCount, timeline: timeline)
+            samples += range.count
             shardGradients.append(contentsOf: UnsafeBufferPointer(start: model.store.gradients.baseAddress, count: count))
         }
         if options.stepDelayMs > 0 { usleep(UInt32(options.stepDelayMs * 1000)) }
-        return loss
+        // Shards need not split evenly over the members: report the share an even split of the
+        // same per-sample loss would give, so that `members` times it estimates the global loss.
+        return samples > 0 ? loss * Double(globalCount) / Double(samples * members) : 0
     }
 
     /// Forward and backward on `indices`, adding to `model.store.gradients`; returns their share

@@ -13,6 +13,8 @@ struct ScalingCommand: ParsableCommand {
     var ranks = "1,2,4"
     @Option(help: "Steps per run.")
     var steps = 300
+    @Option(help: "Also run every row with the trainers' --deterministic-shards N, right after the plain run, and report its samples/s against it (0: not measured).")
+    var deterministicShards = 0
     @Flag(help: "Print JSON lines instead of a table.")
     var json = false
 
@@ -35,24 +37,32 @@ struct ScalingCommand: ParsableCommand {
                     let rate = try measure(trainer, binary: "\(directory)/\(trainer.name)", ranks: p, backend: backend)
                     if p == 1 { single = rate }
                     let efficiency = single.map { rate / (Double(p) * $0) } ?? .nan
-                    let row: [String: Any] = ["trainer": trainer.name, "ranks": p, "backend": backend, "samples_per_s": rate, "efficiency": efficiency]
+                    var row: [String: Any] = ["trainer": trainer.name, "ranks": p, "backend": backend, "samples_per_s": rate, "efficiency": efficiency]
+                    if deterministicShards > 0 {
+                        let exact = try measure(trainer, binary: "\(directory)/\(trainer.name)", ranks: p, backend: backend,
+                                                extra: ["--deterministic-shards", "\(deterministicShards)"])
+                        row["deterministic_shards"] = deterministicShards
+                        row["deterministic_samples_per_s"] = exact
+                        row["deterministic_ratio"] = exact / rate
+                    }
                     if json { emit(row) }
                     rows.append(row)
                 }
             }
         }
         if !json {
-            print("trainer        ranks  backend  samples/s   efficiency vs 1 rank")
+            print("trainer        ranks  backend  samples/s   efficiency vs 1 rank" + (deterministicShards > 0 ? "   deterministic samples/s (ratio)" : ""))
             for row in rows {
+                let exact = (row["deterministic_samples_per_s"] as? Double).map { String(format: "   %9.0f (%.2f)", $0, row["deterministic_ratio"] as? Double ?? .nan) } ?? ""
                 print(String(format: "%-13s  %5d  %-7s  %9.0f   %.2f", (row["trainer"] as? String ?? "") as NSString, row["ranks"] as? Int ?? 0,
-                             (row["backend"] as? String ?? "") as NSString, row["samples_per_s"] as? Double ?? 0, row["efficiency"] as? Double ?? .nan))
+                             (row["backend"] as? String ?? "") as NSString, row["samples_per_s"] as? Double ?? 0, row["efficiency"] as? Double ?? .nan) + exact)
             }
         }
     }
 
     /// Mean over ranks of each rank's steady-state samples/s (all ranks see the same global rate).
-    private func measure(_ trainer: Trainer, binary: String, ranks p: Int, backend: String) throws -> Double {
-        let arguments = trainer.arguments + ["--steps", "\(steps)", "--json", "--print-every", "1000000"]
+    private func measure(_ trainer: Trainer, binary: String, ranks p: Int, backend: String, extra: [String] = []) throws -> Double {
+        let arguments = trainer.arguments + extra + ["--steps", "\(steps)", "--json", "--print-every", "1000000"]
         let outputs: [WorkerProcesses.Output]
         switch backend {
         case "mpi":

@@ -159,26 +159,31 @@ import Testing
     }
 
     /// `--deterministic-shards`: one process, and four workers that lose one (three members
-    /// compute some steps, then four again with the replacement), end with the same bits.
+    /// compute some steps, then four again with the replacement, which joined with the state
+    /// over the network), end with the same bits. Without it they do not (the control).
     @Test func deterministicShardsGiveTheSameBitsAloneAndThroughAKilledWorker() throws {
-        let out = Self.directory("exact")
-        let trainer = ["--steps", "90", "--deterministic-shards", "6"]
-        let alone = try WorkerProcesses(
-            executable: ExampleLaunchTests.binary("DigitsMLP"), arguments: ["--hidden", "32", "--save", "\(out)/alone.safetensors"] + trainer, count: 1
-        ) { _ in ExampleLaunchTests.rootEnvironment }.wait(timeout: .seconds(120))[0]
-        #expect(alone.status == 0, "\(alone.stderr.suffix(800))")
-        let job = try Self.launch(["--nproc", "4", "--max-restarts", "1"],
-                                  trainer: trainer + ["--kill-rank", "1", "--at-step", "30", "--step-delay-ms", "5", "--save", "\(out)/w-{member}.safetensors"])
-            .wait(timeout: .seconds(180))[0]
-        #expect(job.status == 0, "\(job.stderr.suffix(1500))")
-        #expect(job.stdout.contains("member 1 lost at step 30"), "\(job.stdout.suffix(1500))")
-        let expected = try FinalWeights.load(at: "\(out)/alone.safetensors")
-        let files = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix("w-") }
-        #expect(files.count == 4, "\(files)")
-        for file in files {
-            let weights = try FinalWeights.load(at: "\(out)/\(file)")
-            #expect(weights.map(\.bitPattern) == expected.map(\.bitPattern),
-                    "\(file): relative difference \(FinalWeights.relativeDifference(weights, expected)) from the run alone")
+        func weights(_ extra: [String]) throws -> (alone: [Float], job: [[Float]]) {
+            let out = Self.directory("exact")
+            let trainer = ["--steps", "90"] + extra
+            let alone = try WorkerProcesses(
+                executable: ExampleLaunchTests.binary("DigitsMLP"), arguments: ["--hidden", "32", "--save", "\(out)/alone.safetensors"] + trainer, count: 1
+            ) { _ in ExampleLaunchTests.rootEnvironment }.wait(timeout: .seconds(120))[0]
+            #expect(alone.status == 0, "\(alone.stderr.suffix(800))")
+            let job = try Self.launch(["--nproc", "4", "--max-restarts", "1"],
+                                      trainer: trainer + ["--kill-rank", "1", "--at-step", "30", "--step-delay-ms", "5", "--save", "\(out)/w-{member}.safetensors"])
+                .wait(timeout: .seconds(180))[0]
+            #expect(job.status == 0, "\(job.stderr.suffix(1500))")
+            #expect(job.stdout.contains("member 1 lost at step 30"), "\(job.stdout.suffix(1500))")
+            let files = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix("w-") }.sorted()
+            #expect(files.count == 4, "\(files)")
+            return (try FinalWeights.load(at: "\(out)/alone.safetensors"), try files.map { try FinalWeights.load(at: "\(out)/\($0)") })
         }
+        let exact = try weights(["--deterministic-shards", "6"])
+        for (index, member) in exact.job.enumerated() {
+            #expect(member.map(\.bitPattern) == exact.alone.map(\.bitPattern),
+                    "member file \(index): relative difference \(FinalWeights.relativeDifference(member, exact.alone)) from the run alone")
+        }
+        let plain = try weights([])
+        #expect(plain.job.contains { $0.map(\.bitPattern) != plain.alone.map(\.bitPattern) }, "without fixed shards the sums round differently")
     }
 }
