@@ -30,9 +30,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
     ],
     targets: [
-        // System libraries (apt: libopenblas-dev, libopenmpi-dev).
+        // System libraries (apt: libopenblas-dev, libopenmpi-dev, libxxhash-dev).
+        .systemLibrary(
+            name: "CXXHash",
+            pkgConfig: "libxxhash",
+            providers: [.apt(["libxxhash-dev"])]
+        ),
         .systemLibrary(
             name: "CBLAS",
             pkgConfig: "openblas",
@@ -56,10 +62,10 @@ let package = Package(
         .target(name: "PhalanxTesting", dependencies: ["PhalanxCollectives", "PhalanxElastic", "PhalanxTCP", "PhalanxCheckpoint"]),
         .target(
             name: "PhalanxTCP",
-            dependencies: ["PhalanxCollectives", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["PhalanxCollectives", .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "PhalanxMPI", dependencies: ["PhalanxCollectives", "CMPI"]),
-        .target(name: "PhalanxCheckpoint", dependencies: ["PhalanxTensor"]),
+        .target(name: "PhalanxCheckpoint", dependencies: ["PhalanxTensor", "CXXHash"]),
         .target(
             name: "PhalanxElastic",
             dependencies: ["PhalanxCollectives", "PhalanxTCP", "PhalanxCheckpoint", "PhalanxNN", .product(name: "Logging", package: "swift-log")]
@@ -79,7 +85,7 @@ let package = Package(
             name: "phalanx-bench",
             dependencies: [
                 "Phalanx", "CBLAS", "CMPI", "PhalanxMPI", "PhalanxTesting", "PhalanxCheckpoint", "PhalanxElastic",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(

@@ -45,8 +45,6 @@ public final class CheckpointStore: @unchecked Sendable {
 
     private func write(_ snapshot: CheckpointSnapshot, to path: String) throws {
         var sources: [SafetensorsSource] = []
-        var checksum = Checksum.Stream()
-        // The checksum covers the data section exactly as written: the tensors' bytes in order.
         // `withExtendedLifetime(snapshot)` below keeps the arrays these pointers read alive.
         for group in snapshot.groups {
             let base = group.values.withUnsafeBufferPointer { $0 }
@@ -54,23 +52,24 @@ public final class CheckpointStore: @unchecked Sendable {
                 let count = entry.shape.reduce(1, *)
                 let slice = UnsafeBufferPointer(start: base.baseAddress.map { $0 + entry.offset }, count: count)
                 sources.append(SafetensorsSource(name: entry.name, shape: entry.shape, values: slice))
-                checksum.update(UnsafeRawBufferPointer(slice))
             }
         }
         let encoded = try JSONEncoder().encode(snapshot.metadata)
-        // The training metadata is covered too: a flipped bit in the step must not resume silently.
-        encoded.withUnsafeBytes { checksum.update($0) }
         let metadata = [
             CheckpointFormat.formatKey: CheckpointFormat.version,
             CheckpointFormat.metadataKey: String(decoding: encoded, as: UTF8.self),
-            CheckpointFormat.checksumKey: String(checksum.finalize(), radix: 16),
+            CheckpointFormat.checksumKey: CheckpointChecksum.placeholder,
             "step": String(snapshot.metadata.step),
         ]
+        // The checksum covers the whole file as written: header (training metadata included,
+        // so a flipped bit in the step cannot resume silently), then the tensors in order.
+        var header = try SafetensorsWriter.header(for: sources, metadata: metadata, path: path)
+        try CheckpointChecksum.seal(&header, data: sources.map { UnsafeRawBufferPointer($0.values) }, path: path)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw CheckpointError(.io, path: path, "cannot create: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         try withExtendedLifetime(snapshot) {
-            try SafetensorsWriter.write(sources, metadata: metadata, toDescriptor: fd, path: path)
+            try SafetensorsWriter.write(header: header, sources, toDescriptor: fd, path: path)
         }
         guard fsync(fd) == 0 else { throw CheckpointError(.io, path: path, "fsync failed: \(String(cString: strerror(errno)))") }
     }

@@ -1,7 +1,7 @@
 import Foundation
 import PhalanxTensor
 
-/// A checkpoint read back and verified (format version, metadata, checksum of every data byte).
+/// A checkpoint read back and verified (format version, metadata, checksum of every byte).
 public final class LoadedCheckpoint: @unchecked Sendable {
     /// The file.
     public let file: SafetensorsFile
@@ -12,21 +12,20 @@ public final class LoadedCheckpoint: @unchecked Sendable {
     /// - Throws: `CheckpointError` (`.malformed`, `.incompatible`, `.checksumMismatch`, `.io`).
     public init(path: String) throws {
         file = try SafetensorsFile(path: path)
-        guard file.metadata[CheckpointFormat.formatKey] == CheckpointFormat.version else {
-            throw CheckpointError(.incompatible, path: path, "format '\(file.metadata[CheckpointFormat.formatKey] ?? "none")', this reader knows '\(CheckpointFormat.version)'")
+        // The checksum first, when the header has one of this format's length: a corrupted
+        // file must not pass for an older format or for unreadable metadata.
+        let sealed = CheckpointChecksum.digits(in: file.headerBytes) != nil
+        if sealed { try CheckpointChecksum.verify(file) }
+        let format = file.metadata[CheckpointFormat.formatKey]
+        guard format == CheckpointFormat.version else {
+            let earlier = format == "1" ? " (format 1 was written by an earlier Phalanx, whose checksum missed some flipped bits; load its weights with SafetensorsFile)" : ""
+            throw CheckpointError(.incompatible, path: path, "format '\(format ?? "none")', this reader knows '\(CheckpointFormat.version)'\(earlier)")
         }
         guard let text = file.metadata[CheckpointFormat.metadataKey],
             let decoded = try? JSONDecoder().decode(TrainingMetadata.self, from: Data(text.utf8))
         else { throw CheckpointError(.incompatible, path: path, "no readable training metadata") }
         metadata = decoded
-        let stored = file.metadata[CheckpointFormat.checksumKey].flatMap { UInt64($0, radix: 16) }
-        var stream = Checksum.Stream()
-        stream.update(file.dataBytes)
-        Data(text.utf8).withUnsafeBytes { stream.update($0) }
-        let actual = stream.finalize()
-        guard stored == actual else {
-            throw CheckpointError(.checksumMismatch, path: path, "data checksum \(String(actual, radix: 16)) differs from the stored \(file.metadata[CheckpointFormat.checksumKey] ?? "none")")
-        }
+        if !sealed { try CheckpointChecksum.verify(file) }  // refuses it: no checksum
     }
 
     /// The step it was written at.

@@ -103,6 +103,11 @@ public final class SafetensorsFile: @unchecked Sendable {
         entry.dtype.convert(source, count: entry.count, into: target)
     }
 
+    /// The header as stored: the 8-byte length and the JSON with its padding (for checksums).
+    public var headerBytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: mapping.map { UnsafeRawPointer($0) }, count: dataStart)
+    }
+
     /// The whole data section (for checksums).
     public var dataBytes: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(start: mapping.map { UnsafeRawPointer($0) + dataStart }, count: mappedBytes - dataStart)

@@ -53,7 +53,13 @@ public enum SafetensorsWriter {
     /// sources' memory with `write(2)` in 64 MiB pieces).
     /// - Throws: `CheckpointError` (`.malformed` for bad sources, `.io` for write failures).
     public static func write(_ sources: [SafetensorsSource], metadata: [String: String], toDescriptor fd: Int32, path: String) throws {
-        let head = try header(for: sources, metadata: metadata, path: path)
+        try write(header: try header(for: sources, metadata: metadata, path: path), sources, toDescriptor: fd, path: path)
+    }
+
+    /// Writes `header` (from `header(for:metadata:path:)`, possibly amended in place, same
+    /// length) and then `sources` to the open file descriptor `fd`.
+    /// - Throws: `CheckpointError.io` for write failures.
+    public static func write(header head: [UInt8], _ sources: [SafetensorsSource], toDescriptor fd: Int32, path: String) throws {
         try head.withUnsafeBytes { try writeAll(fd, $0, path: path) }
         for source in sources where source.values.count > 0 {
             // Little-endian hosts (x86-64, arm64) write Float memory as is.

@@ -32,7 +32,7 @@ enum Handshake {
     static func mac(_ credentials: JobCredentials, _ label: String, _ purpose: Purpose, rank: Int, epoch: UInt64, _ first: [UInt8], _ second: [UInt8]) -> [UInt8] {
         var message = Array(label.utf8) + [purpose.rawValue] + Array(credentials.jobID.utf8)
         message += Wire.bytes(UInt32(truncatingIfNeeded: rank)) + Wire.bytes(epoch) + first + second
-        return HMAC.sha256(key: credentials.secret, message: message)
+        return MessageAuthentication.hmacSHA256(key: credentials.secret, message: message)
     }
 
     /// The acceptor's side. Returns the authenticated connector's rank and epoch.
@@ -56,7 +56,7 @@ enum Handshake {
         let macC = Array(body[(idLength + 44)..<(idLength + 76)])
         guard jobID == credentials.jobID else { throw HandshakeError.wrongJob(from: socket.endpoint, jobID: jobID) }
         let expected = mac(credentials, "connect", purpose, rank: peerRank, epoch: peerEpoch, nonceA, nonceC)
-        guard HMAC.constantTimeEqual(expected, macC) else { throw HandshakeError.badSecret(from: socket.endpoint, rank: peerRank) }
+        guard MessageAuthentication.constantTimeEqual(expected, macC) else { throw HandshakeError.badSecret(from: socket.endpoint, rank: peerRank) }
         if let expectedRank, peerRank != expectedRank { throw HandshakeError.unexpectedPeer(from: socket.endpoint, rank: peerRank, epoch: peerEpoch) }
         if let expectedEpoch, peerEpoch != expectedEpoch { throw HandshakeError.unexpectedPeer(from: socket.endpoint, rank: peerRank, epoch: peerEpoch) }
         let macA = mac(credentials, "accept", purpose, rank: rank, epoch: peerEpoch, nonceC, nonceA)
@@ -81,7 +81,7 @@ enum Handshake {
         guard Array(reply[0..<4]) == Array("PHXA".utf8) else { throw HandshakeError.garbage(from: socket.endpoint) }
         let acceptorRank = Int(Wire.uint32(reply, at: 4))
         let expected = mac(credentials, "accept", purpose, rank: acceptorRank, epoch: epoch, nonceC, nonceA)
-        guard HMAC.constantTimeEqual(expected, Array(reply[8..<40])) else {
+        guard MessageAuthentication.constantTimeEqual(expected, Array(reply[8..<40])) else {
             throw HandshakeError.badSecret(from: socket.endpoint, rank: acceptorRank)
         }
         return acceptorRank

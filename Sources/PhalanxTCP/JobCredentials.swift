@@ -43,13 +43,13 @@ public struct JobCredentials: Sendable, Equatable {
     /// A tag that proves `message` came from a holder of these credentials:
     /// HMAC-SHA256(secret, jobID | message), its first `length` bytes.
     public func tag(_ message: [UInt8], length: Int = 16) -> [UInt8] {
-        Array(HMAC.sha256(key: secret, message: Array(jobID.utf8) + message).prefix(length))
+        Array(MessageAuthentication.hmacSHA256(key: secret, message: Array(jobID.utf8) + message).prefix(length))
     }
 
     /// Whether `tag` is `message`'s tag (compared in constant time).
     public func verify(tag: [UInt8], of message: [UInt8]) -> Bool {
         guard tag.count >= 8, tag.count <= 32 else { return false }
-        return HMAC.constantTimeEqual(self.tag(message, length: tag.count), tag)
+        return MessageAuthentication.constantTimeEqual(self.tag(message, length: tag.count), tag)
     }
 
     /// A fresh random secret of `byteCount` bytes, hex-encoded (what launchers hand their workers).

@@ -1,7 +1,8 @@
 import ArgumentParser
 import Foundation
 import Phalanx
-import PhalanxCheckpoint
+@_spi(Benchmarking) import PhalanxCheckpoint
+import Crypto
 
 /// `phalanx-bench checkpoint`: the cost of a save on the training thread (one copy of the
 /// state into the snapshot) against one memcpy of the same bytes, and the background writer's
@@ -50,6 +51,20 @@ struct CheckpointCommand: ParsableCommand {
             memcpy(target + n * 4, state.baseAddress, 2 * n * 4)
         }
 
+        // Checksums over the optimizer state (two thirds of what a save hashes), each paired with
+        // one memcpy of the same bytes: XXH3-128 (what checkpoints use) and SHA-256 (swift-crypto,
+        // SHA-NI where the CPU has it), the candidates of the choice.
+        let stateBytes = UnsafeRawBufferPointer(start: state.baseAddress, count: 2 * n * 4)
+        var digests: [String] = []
+        let (xxh3, copyX) = try Timing.paired(repeats: max(repeats, 3)) { digests.append(try FileDigest.of(stateBytes)) } _: {
+            memcpy(target, state.baseAddress, 2 * n * 4)
+        }
+        let (sha256, copyS) = Timing.paired(repeats: max(repeats, 3)) { digests.append(SHA256.hash(data: stateBytes).description) } _: {
+            memcpy(target, state.baseAddress, 2 * n * 4)
+        }
+        guard Set(digests).count == 2 else { throw BenchmarkError.wrongResult("a checksum changed between repeats") }
+        let stateMB = Double(2 * n * 4) / 1e6
+
         // Throughput: the store's atomic save (temp file, fsync, rename, directory fsync) vs a plain
         // sequential write + fsync of the same bytes, alternating.
         let store = try CheckpointStore(directory: dir, keep: 1)
@@ -87,6 +102,12 @@ struct CheckpointCommand: ParsableCommand {
             BenchmarkResult(
                 name: "save stall, \(n / 1_000_000)M params + Adam", ours: stall * 1e3, baseline: copy * 1e3, unit: "ms",
                 baselineName: "one memcpy of the state", goal: 1.1, higherIsBetter: false),
+            BenchmarkResult(
+                name: "checksum XXH3-128, \(Int(stateMB)) MB", ours: stateMB / xxh3 / 1e3, baseline: stateMB / copyX / 1e3, unit: "GB/s",
+                baselineName: "one memcpy of the same bytes", goal: 0.5, higherIsBetter: true),
+            BenchmarkResult(
+                name: "checksum SHA-256 (swift-crypto; the other candidate, no goal), \(Int(stateMB)) MB", ours: stateMB / sha256 / 1e3,
+                baseline: stateMB / copyS / 1e3, unit: "GB/s", baselineName: "one memcpy of the same bytes", goal: 0, higherIsBetter: true),
             BenchmarkResult(
                 name: "checkpoint write, \(Int(bytes / 1e6)) MB", ours: bytes / save / 1e9, baseline: bytes / plain / 1e9, unit: "GB/s",
                 baselineName: "plain write + fsync, same dir", goal: 0.9, higherIsBetter: true),

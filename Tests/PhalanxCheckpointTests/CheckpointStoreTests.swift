@@ -113,11 +113,10 @@ extension CheckpointStoreTests {
         let store = try CheckpointStore(directory: dir)
         let path = try store.save(try Self.snapshot(step: 12, seed: 1))
         var bytes = try #require(FileManager.default.contents(atPath: path))
-        // Turn "\"step\":12" inside the training metadata into "\"step\":13".
-        let text = String(decoding: bytes, as: UTF8.self)
-        let range = try #require(text.range(of: #"\"step\":12"#))
-        let offset = text.utf8.distance(from: text.startIndex, to: range.upperBound) - 1
-        bytes[offset] = UInt8(ascii: "3")
+        // Turn "\"step\":12" inside the training metadata into "\"step\":13" (found as bytes:
+        // the length prefix and the data are not text).
+        let range = try #require(bytes.firstRange(of: Data(#"\"step\":12"#.utf8)))
+        bytes[range.upperBound - 1] = UInt8(ascii: "3")
         try bytes.write(to: URL(fileURLWithPath: path))
         #expect { _ = try store.load(path: path) } throws: { ($0 as? CheckpointError)?.code == .checksumMismatch }
     }
