@@ -84,9 +84,22 @@ public enum ExactSum {
         extremes[1] = Float(Swift.min(Swift.max(total, 0), maximumTotal))
         extremes[2] = -extremes[1]
         if problem == nil {
-            for contribution in contributions {
-                for (index, value) in contribution.enumerated() {
-                    if value.isFinite { extremes[4 + index / blockSize] = Swift.max(extremes[4 + index / blockSize], value.magnitude) } else { extremes[3] = 1 }
+            extremes.withUnsafeMutableBufferPointer { extremes in
+                for contribution in contributions {
+                    guard let source = contribution.baseAddress else { continue }
+                    for block in 0..<blocks {
+                        // The largest magnitude's bit pattern: for non-negative Floats the
+                        // pattern grows with the value, and ±∞ and NaN lie above every finite one.
+                        var largest: UInt32 = 0
+                        for index in (block * blockSize)..<Swift.min((block + 1) * blockSize, count) {
+                            largest = Swift.max(largest, source[index].bitPattern & 0x7FFF_FFFF)
+                        }
+                        if largest >= Float.infinity.bitPattern {
+                            extremes[3] = 1
+                        } else {
+                            extremes[4 + block] = Swift.max(extremes[4 + block], Float(bitPattern: largest))
+                        }
+                    }
                 }
             }
         }
@@ -103,38 +116,54 @@ public enum ExactSum {
         // at most 2^bits: |element| < 2^(exponent + 1) for its block's largest.
         let headroom = Int.bitWidth - Swift.max(total - 1, 1).leadingZeroBitCount
         let shifts = (0..<blocks).map { extremes[4 + $0] > 0 ? bits - headroom - (Int(extremes[4 + $0].exponent) + 1) : 0 }
-        // 2. This rank's contributions, rounded and added exactly.
-        var integers = [Int64](repeating: 0, count: count)
+        // 2. This rank's contributions, rounded and added exactly (the bound above leaves no
+        //    room for overflow, hence the wrapping add, which lets the loop run unchecked).
+        let integers = UnsafeMutableBufferPointer<Int64>.allocate(capacity: count)
+        integers.initialize(repeating: 0)
+        defer { integers.deallocate() }
         for contribution in contributions {
+            guard let source = contribution.baseAddress else { continue }
             for block in 0..<blocks {
                 let up = Double(sign: .plus, exponent: shifts[block], significand: 1)
                 for index in (block * blockSize)..<Swift.min((block + 1) * blockSize, count) {
-                    integers[index] += Int64((Double(contribution[index]) * up).rounded())
+                    // Adding 1.5·2⁵² rounds |y| < 2⁵¹ to an integer (to nearest, ties to even)
+                    // that then fills the low bits of the sum's pattern: branch-free, no libm.
+                    let rounded = (Double(source[index]) * up + roundingMagic).bitPattern
+                    integers[index] &+= Int64(bitPattern: rounded) &- roundingMagicBits
                 }
             }
         }
         // 3. Three balanced 16-bit limbs per element, summed exactly by the ring.
         var sums = [Float](repeating: 0, count: 3 * count)
-        for index in 0..<count {
-            let split = limbs(of: integers[index])
-            sums[index] = Float(split.low)
-            sums[count + index] = Float(split.middle)
-            sums[2 * count + index] = Float(split.high)
+        sums.withUnsafeMutableBufferPointer { sums in
+            for index in 0..<count {
+                let split = limbs(of: integers[index])
+                sums[index] = Float(split.low)
+                sums[count + index] = Float(split.middle)
+                sums[2 * count + index] = Float(split.high)
+            }
         }
         if let communicator, world > 1 {
             try sums.withUnsafeMutableBufferPointer { try communicator.allReduce($0, op: .sum, options: options) }
         }
         // 4. The exact total, scaled back once.
-        for block in 0..<blocks {
-            let down = Double(sign: .plus, exponent: -shifts[block], significand: 1)
-            for index in (block * blockSize)..<Swift.min((block + 1) * blockSize, count) {
-                guard let low = Int64(exactly: sums[index]), let middle = Int64(exactly: sums[count + index]), let high = Int64(exactly: sums[2 * count + index]) else {
-                    throw failure("element \(index): the summed limbs are not exact integers", code: .protocolViolation)
+        try sums.withUnsafeBufferPointer { sums in
+            for block in 0..<blocks {
+                let down = Double(sign: .plus, exponent: -shifts[block], significand: 1)
+                for index in (block * blockSize)..<Swift.min((block + 1) * blockSize, count) {
+                    guard let low = Int64(exactly: sums[index]), let middle = Int64(exactly: sums[count + index]),
+                        let high = Int64(exactly: sums[2 * count + index])
+                    else { throw failure("element \(index): the summed limbs are not exact integers", code: .protocolViolation) }
+                    output[index] = Float(Double(joined(low: low, middle: middle, high: high)) * down)
                 }
-                output[index] = Float(Double(joined(low: low, middle: middle, high: high)) * down)
             }
         }
     }
+
+    /// 1.5·2⁵²: see the rounding in step 2.
+    static let roundingMagic: Double = 6_755_399_441_055_744
+    /// Its bit pattern.
+    static let roundingMagicBits = Int64(bitPattern: roundingMagic.bitPattern)
 
     /// `value` as `low + middle·2¹⁶ + high·2³²` with `low` and `middle` in `-2¹⁵..<2¹⁵` (and
     /// `high` too for |value| < 2⁴⁷).
