@@ -48,29 +48,30 @@ final class Session {
     func gradients(step: Int, position: Int, members: Int, timeline: Timeline?) throws -> Double {
         let globalCount = sampler.globalBatchCount(step: step)
         model.store.gradients.zero()
-        guard options.deterministicShards > 0 else {
-            let indices = try sampler.indices(step: step, position: position, members: members)
-            let loss = try forwardBackward(indices, globalCount: globalCount, timeline: timeline)
-            if options.stepDelayMs > 0 { usleep(UInt32(options.stepDelayMs * 1000)) }
-            return loss
-        }
+        let loss = options.deterministicShards > 0
+            ? try shardedForwardBackward(step: step, position: position, members: members, globalCount: globalCount, timeline: timeline)
+            : try forwardBackward(try sampler.indices(step: step, position: position, members: members), globalCount: globalCount, timeline: timeline)
+        if options.stepDelayMs > 0 { usleep(UInt32(options.stepDelayMs * 1000)) }
+        return loss
+    }
+
+    /// `--deterministic-shards`: forward and backward on each of this member's shards alone,
+    /// their gradients kept one after the other in `shardGradients`. Shards need not split
+    /// evenly over the members: returns the share an even split of the same per-sample loss
+    /// would give, so that `members` times it estimates the global loss.
+    func shardedForwardBackward(step: Int, position: Int, members: Int, globalCount: Int, timeline: Timeline?) throws -> Double {
         let batch = try sampler.globalBatch(step: step)
         let shards = options.deterministicShards
-        let mine = GlobalBatchSampler.sliceRange(batchSize: shards, position: position, members: members)
-        let count = model.store.gradients.count
         shardGradients.removeAll(keepingCapacity: true)
         var loss = 0.0, samples = 0
-        for shard in mine {
+        for shard in GlobalBatchSampler.sliceRange(batchSize: shards, position: position, members: members) {
             let range = GlobalBatchSampler.sliceRange(batchSize: batch.count, position: shard, members: shards)
             guard !range.isEmpty else { continue }
             model.store.gradients.zero()
             loss += try forwardBackward(Array(batch[range]), globalCount: globalCount, timeline: timeline)
             samples += range.count
-            shardGradients.append(contentsOf: UnsafeBufferPointer(start: model.store.gradients.baseAddress, count: count))
+            shardGradients.append(contentsOf: model.store.gradients.buffer)
         }
-        if options.stepDelayMs > 0 { usleep(UInt32(options.stepDelayMs * 1000)) }
-        // Shards need not split evenly over the members: report the share an even split of the
-        // same per-sample loss would give, so that `members` times it estimates the global loss.
         return samples > 0 ? loss * Double(globalCount) / Double(samples * members) : 0
     }
 

@@ -7,24 +7,13 @@ enum CheckpointChecksum {
 
     /// Where the checksum's digits sit in `header` (the bytes from the length prefix to the end
     /// of the JSON): after the one `"phalanx.checksum":"` in it, followed by 32 bytes and a
-    /// closing quote; nil if absent, repeated or not followed so (an occurrence in the last 52
-    /// bytes cannot be complete and is not looked at).
+    /// closing quote; nil if absent, repeated or not followed so.
     static func digits(in header: UnsafeRawBufferPointer) -> Range<Int>? {
         let key = Array("\"\(CheckpointFormat.checksumKey)\":\"".utf8)
-        var found: Range<Int>?
-        var index = 0
-        while index + key.count + 33 <= header.count {
-            if header[index] == key[0], zip(key.indices, index...).allSatisfy({ key[$0] == header[$1] }) {
-                guard found == nil else { return nil }
-                let start = index + key.count
-                guard header[start + 32] == UInt8(ascii: "\"") else { return nil }
-                found = start..<(start + 32)
-                index = start + 32
-            } else {
-                index += 1
-            }
-        }
-        return found
+        guard let found = header.firstRange(of: key), header[found.upperBound...].firstRange(of: key) == nil else { return nil }
+        let digits = found.upperBound..<(found.upperBound + 32)
+        guard digits.upperBound < header.count, header[digits.upperBound] == UInt8(ascii: "\"") else { return nil }
+        return digits
     }
 
     /// Fills in the checksum of a file made of `header` (written with `placeholder` as the

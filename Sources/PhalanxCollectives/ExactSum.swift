@@ -69,6 +69,7 @@ public enum ExactSum {
         guard world <= maximumWorldSize else { throw failure("\(world) ranks: exact sums hold for at most \(maximumWorldSize)") }
         let count = output.count
         let blocks = (count + blockSize - 1) / blockSize
+        func elements(of block: Int) -> Range<Int> { (block * blockSize)..<Swift.min((block + 1) * blockSize, count) }
         // 1. Checked arguments, the total, non-finite values and every block's largest
         //    magnitude, all in one `max` all-reduce: [problem, total, −total, non-finite, maxima…].
         var problem: String?
@@ -91,7 +92,7 @@ public enum ExactSum {
                         // The largest magnitude's bit pattern: for non-negative Floats the
                         // pattern grows with the value, and ±∞ and NaN lie above every finite one.
                         var largest: UInt32 = 0
-                        for index in (block * blockSize)..<Swift.min((block + 1) * blockSize, count) {
+                        for index in elements(of: block) {
                             largest = Swift.max(largest, source[index].bitPattern & 0x7FFF_FFFF)
                         }
                         if largest >= Float.infinity.bitPattern {
@@ -125,7 +126,7 @@ public enum ExactSum {
             guard let source = contribution.baseAddress else { continue }
             for block in 0..<blocks {
                 let up = Double(sign: .plus, exponent: shifts[block], significand: 1)
-                for index in (block * blockSize)..<Swift.min((block + 1) * blockSize, count) {
+                for index in elements(of: block) {
                     // Adding 1.5·2⁵² rounds |y| < 2⁵¹ to an integer (to nearest, ties to even)
                     // that then fills the low bits of the sum's pattern: branch-free, no libm.
                     let rounded = (Double(source[index]) * up + roundingMagic).bitPattern
@@ -150,7 +151,7 @@ public enum ExactSum {
         try sums.withUnsafeBufferPointer { sums in
             for block in 0..<blocks {
                 let down = Double(sign: .plus, exponent: -shifts[block], significand: 1)
-                for index in (block * blockSize)..<Swift.min((block + 1) * blockSize, count) {
+                for index in elements(of: block) {
                     guard let low = Int64(exactly: sums[index]), let middle = Int64(exactly: sums[count + index]),
                         let high = Int64(exactly: sums[2 * count + index])
                     else { throw failure("element \(index): the summed limbs are not exact integers", code: .protocolViolation) }
