@@ -225,7 +225,7 @@ final class NodeAgent: @unchecked Sendable {
             thread.start()
         }
         defer { finish() }
-        say("node \(localHost): \(hostsRendezvous ? "hosting" : "using") the node rendezvous \(rendezvousName) (job \(configuration.jobID), \(configuration.minNodes)...\(configuration.maxNodes) nodes of \(configuration.workersPerNode) workers)")
+        say("node \(localHost): \(hostsRendezvous ? "hosting the node rendezvous \(hostedName)" : "using the node rendezvous \(rendezvousName)") (job \(configuration.jobID), \(configuration.minNodes)...\(configuration.maxNodes) nodes of \(configuration.workersPerNode) workers)")
         // The first assignment: start or join, within the rendezvous timeout.
         let deadline = ContinuousClock.now + configuration.rendezvousTimeout
         var lastReason = ""

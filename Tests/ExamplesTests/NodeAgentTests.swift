@@ -120,7 +120,7 @@ struct NodeAgentTests {
         }
         #expect(joined.stderr.contains("joining the running job"), "\(joined.stderr.suffix(1000))")
         #expect((survivors.map { outputs[$0] } + [joined]).contains { $0.stderr.contains("hosting the node rendezvous on this node") },
-                "another agent was elected to host the rendezvous")
+                "another agent was elected to host the rendezvous: \((survivors.map { outputs[$0] } + [joined]).map { $0.stderr.suffix(1500) })")
         try Self.expectWeights(in: out, count: 6, match: try Self.reference(workers: 6, trainer: trainer))
     }
 
