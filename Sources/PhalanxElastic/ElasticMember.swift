@@ -148,18 +148,22 @@ public final class ElasticMember: @unchecked Sendable {
         var logger = logger
         // PHALANX_LOG_LEVEL=debug shows every protocol event and data-plane instruction.
         if let level = variables["PHALANX_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) { logger.logLevel = level }
-        let credentials = try JobCredentials.fromEnvironment(variables, logger: logger)
         let peersFile = variables["PHALANX_PEERS_FILE"]
         let witness = variables["PHALANX_WITNESS"].flatMap(parseAddress)
+        // Every host this process listens on or reaches: a job beyond loopback needs a secret.
+        let reached = ([variables["PHALANX_HOST"], witness?.host] as [String?]).compactMap { $0 }
         if let join = variables["PHALANX_JOIN"] {
             // "host:port,…", or "1" to read the members' addresses from the peers file.
             let addresses = join == "1" ? peersFile.map(PeersFile.read) ?? [] : join.split(separator: ",").map(String.init)
+            let hosts = addresses.compactMap { MemberAddress(id: 0, parsing: $0)?.host }
+            let credentials = try JobCredentials.fromEnvironment(variables, addresses: reached + hosts, logger: logger)
             return try ElasticMember.join(
                 addresses: addresses,
                 host: variables["PHALANX_HOST"] ?? addresses.first.flatMap { $0.split(separator: ":").first }.flatMap { MemberNode.localAddress(toward: String($0)) } ?? "127.0.0.1",
                 credentials: credentials, options: options, witness: witness, peersFile: peersFile, logger: logger)
         }
         let environment = try LaunchEnvironment.detect(from: variables)
+        let credentials = try JobCredentials.fromEnvironment(variables, addresses: reached + [environment.masterAddress], logger: logger)
         // The address others reach this member at: PHALANX_HOST, else the local end of the
         // route to the rendezvous (right on one machine and across hosts alike).
         let host = variables["PHALANX_HOST"] ?? MemberNode.localAddress(toward: environment.masterAddress) ?? environment.masterAddress

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import Logging
 
@@ -18,26 +21,56 @@ public struct JobCredentials: Sendable, Equatable {
 
     /// Reads the job id from `PHALANX_JOB_ID` (else torchrun's `TORCHELASTIC_RUN_ID`, Slurm's
     /// `SLURM_JOB_ID`, PMIx's `PMIX_NAMESPACE`, else "phalanx") and the secret from
-    /// `PHALANX_JOB_SECRET` or the file named by `PHALANX_JOB_SECRET_FILE`. Without a secret the
-    /// job id serves as one and a warning is logged: that keeps other jobs out but not a
-    /// deliberate intruder.
-    /// - Throws: `SocketError` if the secret file cannot be read or is empty.
-    public static func fromEnvironment(_ variables: [String: String], logger: Logger = Logger(label: "phalanx.tcp")) throws -> JobCredentials {
+    /// `PHALANX_JOB_SECRET` or the file named by `PHALANX_JOB_SECRET_FILE` (owner-only: mode
+    /// 600 or 400, owned by this user).
+    ///
+    /// Without a secret, a job whose `addresses` (every host this process listens on or
+    /// reaches: the rendezvous, its own address, peers, witness) are all loopback uses the job
+    /// id as its secret, with a warning: other jobs on this machine stay out, a deliberate local
+    /// intruder does not. Any other address makes a missing secret an error.
+    /// - Throws: `JobSecretError`.
+    public static func fromEnvironment(_ variables: [String: String], addresses: [String],
+                                       logger: Logger = Logger(label: "phalanx.tcp")) throws -> JobCredentials {
         let jobID = variables["PHALANX_JOB_ID"] ?? variables["TORCHELASTIC_RUN_ID"] ?? variables["SLURM_JOB_ID"]
             ?? variables["PMIX_NAMESPACE"] ?? "phalanx"
         if let secret = variables["PHALANX_JOB_SECRET"], !secret.isEmpty {
             return JobCredentials(jobID: jobID, secret: Array(secret.utf8))
         }
-        if let path = variables["PHALANX_JOB_SECRET_FILE"] {
-            guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else {
-                throw SocketError("read secret", endpoint: path, reason: "PHALANX_JOB_SECRET_FILE is missing, unreadable or empty")
-            }
-            var bytes = [UInt8](data)
-            while let last = bytes.last, last == 10 || last == 13 { bytes.removeLast() }
-            return JobCredentials(jobID: jobID, secret: bytes)
+        if let path = variables["PHALANX_JOB_SECRET_FILE"], !path.isEmpty {
+            return JobCredentials(jobID: jobID, secret: try readSecretFile(path))
         }
-        logger.warning("no PHALANX_JOB_SECRET or PHALANX_JOB_SECRET_FILE: using the job id '\(jobID)' as the secret")
+        if let outside = addresses.first(where: { !isLoopback($0) }) {
+            throw JobSecretError.missing(jobID: jobID, address: outside)
+        }
+        logger.warning("no PHALANX_JOB_SECRET or PHALANX_JOB_SECRET_FILE: on loopback only, the job id '\(jobID)' serves as the secret")
         return JobCredentials(jobID: jobID, secret: Array(jobID.utf8))
+    }
+
+    /// The secret in the file at `path`, without trailing line ends, once the file is shown to
+    /// be readable by its owner only and owned by this process's user.
+    /// - Throws: `JobSecretError`.
+    public static func readSecretFile(_ path: String) throws -> [UInt8] {
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw JobSecretError.unreadableFile(path: path, reason: String(cString: strerror(errno))) }
+        guard status.st_mode & 0o077 == 0, status.st_uid == geteuid() else {
+            throw JobSecretError.exposedFile(path: path, mode: UInt32(status.st_mode), owner: UInt32(status.st_uid), user: UInt32(geteuid()))
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw JobSecretError.unreadableFile(path: path, reason: "cannot be read")
+        }
+        var bytes = [UInt8](data)
+        while let last = bytes.last, last == 10 || last == 13 { bytes.removeLast() }
+        guard !bytes.isEmpty else { throw JobSecretError.unreadableFile(path: path, reason: "the file is empty") }
+        return bytes
+    }
+
+    /// Whether `host` is a loopback address: `localhost`, `::1`, or a name or address in
+    /// 127.0.0.0/8. A name that does not resolve is not.
+    public static func isLoopback(_ host: String) -> Bool {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if bare == "::1" || bare.lowercased() == "localhost" { return true }
+        guard let address = try? Socket.resolve(bare, port: 0) else { return false }
+        return UInt32(bigEndian: address.sin_addr.s_addr) >> 24 == 127
     }
 
     /// A tag that proves `message` came from a holder of these credentials:

@@ -10,13 +10,14 @@ import PhalanxCollectives
 public enum TCPBootstrap {
     /// Builds the ring for `environment`. Rank 0 hosts the rendezvous on
     /// `masterAddress:masterPort` unless `PHALANX_RENDEZVOUS_EXTERNAL=1` says a launcher does.
-    /// - Throws: `SocketError`, `HandshakeError`, `LaunchEnvironment.InvalidVariable`.
+    /// - Throws: `SocketError`, `HandshakeError`, `JobSecretError`, `LaunchEnvironment.InvalidVariable`.
     public static func communicator(
         environment: LaunchEnvironment? = nil, variables: [String: String] = LaunchEnvironment.processEnvironment(),
         timeout: Duration = .seconds(60), logger: Logger = Logger(label: "phalanx.tcp")
     ) throws -> RingCommunicator {
         let environment = try environment ?? LaunchEnvironment.detect(from: variables)
-        let credentials = try JobCredentials.fromEnvironment(variables, logger: logger)
+        let credentials = try JobCredentials.fromEnvironment(
+            variables, addresses: [environment.masterAddress] + [variables["PHALANX_HOST"]].compactMap { $0 }, logger: logger)
         let server = try RendezvousServer.hostedByThisRank(environment, variables: variables, credentials: credentials, timeout: timeout, logger: logger)
         let transport = try TCPTransport.connect(
             rank: environment.rank, worldSize: environment.worldSize,

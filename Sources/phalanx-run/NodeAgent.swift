@@ -55,7 +55,10 @@ final class NodeAgent: @unchecked Sendable {
     /// - Throws: `SocketError`/`ElasticError` when the credentials or local ports cannot be set up.
     init(_ configuration: Configuration, environment: [String: String], logger: Logger) throws {
         self.configuration = configuration
-        credentials = try JobCredentials.fromEnvironment(environment.merging(["PHALANX_JOB_ID": configuration.jobID]) { _, new in new }, logger: logger)
+        let etcdHosts = (configuration.etcd ?? []).compactMap { MemberAddress(id: 0, parsing: $0.replacingOccurrences(of: "http://", with: ""))?.host }
+        credentials = try JobCredentials.fromEnvironment(environment.merging(["PHALANX_JOB_ID": configuration.jobID]) { _, new in new },
+                                                         addresses: [configuration.endpointHost] + etcdHosts + [environment["PHALANX_HOST"]].compactMap { $0 },
+                                                         logger: logger)
         localHost = environment["PHALANX_HOST"] ?? MemberNode.localAddress(toward: configuration.endpointHost) ?? "127.0.0.1"
         nodeID = "\(localHost)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         self.logger = logger

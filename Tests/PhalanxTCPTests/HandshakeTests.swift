@@ -57,14 +57,46 @@ import Testing
     }
 
     @Test func credentialsFromEnvironment() throws {
-        let plain = try JobCredentials.fromEnvironment(["PHALANX_JOB_ID": "j", "PHALANX_JOB_SECRET": "abc"])
+        let outside = ["10.20.30.40"]
+        let plain = try JobCredentials.fromEnvironment(["PHALANX_JOB_ID": "j", "PHALANX_JOB_SECRET": "abc"], addresses: outside)
         #expect(plain == JobCredentials(jobID: "j", secret: Array("abc".utf8)))
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString)")
         try "from-file\n".write(to: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: file) }
-        #expect(try JobCredentials.fromEnvironment(["PHALANX_JOB_SECRET_FILE": file.path]).secret == Array("from-file".utf8))
-        #expect(throws: SocketError.self) { try JobCredentials.fromEnvironment(["PHALANX_JOB_SECRET_FILE": "/nonexistent/secret"]) }
+        // Readable by others: refused, with the command that fixes it.
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: file.path)
+        #expect { try JobCredentials.fromEnvironment(["PHALANX_JOB_SECRET_FILE": file.path], addresses: outside) } throws: { error in
+            guard case let .exposedFile(_, mode, _, _) = error as? JobSecretError else { return false }
+            return mode & 0o777 == 0o644 && "\(error)".contains("chmod 600")
+        }
+        for mode in [0o600, 0o400] {
+            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: file.path)
+            #expect(try JobCredentials.fromEnvironment(["PHALANX_JOB_SECRET_FILE": file.path], addresses: outside).secret == Array("from-file".utf8))
+        }
+        // Owned by another user (only root can make one here).
+        if geteuid() == 0 {
+            try FileManager.default.setAttributes([.posixPermissions: 0o600, .ownerAccountID: 65_534], ofItemAtPath: file.path)
+            #expect { try JobCredentials.fromEnvironment(["PHALANX_JOB_SECRET_FILE": file.path], addresses: outside) } throws: { error in
+                guard case let .exposedFile(_, _, owner, _) = error as? JobSecretError else { return false }
+                return owner == 65_534
+            }
+        }
+        #expect { try JobCredentials.fromEnvironment(["PHALANX_JOB_SECRET_FILE": "/nonexistent/secret"], addresses: outside) } throws: { error in
+            guard case .unreadableFile = error as? JobSecretError else { return false }
+            return true
+        }
         #expect(JobCredentials.randomSecret().count == 64)
+    }
+
+    @Test func noSecretIsAllowedOnLoopbackOnly() throws {
+        let derived = try JobCredentials.fromEnvironment(["PHALANX_JOB_ID": "j"], addresses: ["127.0.0.1", "localhost", "127.0.1.1", "::1", "[::1]"])
+        #expect(derived == JobCredentials(jobID: "j", secret: Array("j".utf8)))
+        for outside in ["10.0.0.1", "192.168.1.7", "no-such-host.invalid", "0.0.0.0"] {
+            #expect { try JobCredentials.fromEnvironment(["PHALANX_JOB_ID": "j"], addresses: ["127.0.0.1", outside]) } throws: { error in
+                guard case let .missing(jobID, address) = error as? JobSecretError else { return false }
+                return jobID == "j" && address == outside && "\(error)".contains("PHALANX_JOB_SECRET_FILE")
+            }
+        }
     }
 }
 
