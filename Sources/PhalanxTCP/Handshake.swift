@@ -35,33 +35,66 @@ enum Handshake {
         return MessageAuthentication.hmacSHA256(key: credentials.secret, message: message)
     }
 
-    /// The acceptor's side. Returns the authenticated connector's rank and epoch.
-    /// With `expectedRank`/`expectedEpoch`, a connector that proves the secret but is not the
-    /// expected peer is refused before the acceptor answers, so it never believes it is connected.
-    static func accept(
-        _ socket: Socket, credentials: JobCredentials, purpose: Purpose, rank: Int, epoch: UInt64, deadline: Deadline,
+    /// The acceptor's opening words: "PHXH" version purpose nonceA.
+    static func hello(purpose: Purpose, nonce: [UInt8]) -> [UInt8] {
+        Array("PHXH".utf8) + [version, purpose.rawValue] + nonce
+    }
+
+    /// The connector's message is 6 bytes of head, then the job id and 76 bytes.
+    static let connectorHeadSize = 6
+
+    /// The whole length of the connector's message whose head is `head` (its first 6 bytes).
+    /// - Throws: `HandshakeError.garbage` when the head is not a Phalanx handshake's.
+    static func connectorMessageLength(head: ArraySlice<UInt8>, from endpoint: String) throws -> Int {
+        guard head.count >= connectorHeadSize, Array(head.prefix(4)) == Array("PHXC".utf8) else { throw HandshakeError.garbage(from: endpoint) }
+        let start = head.startIndex
+        let idLength = Int(head[start + 4]) << 8 | Int(head[start + 5])
+        guard idLength <= 1024 else { throw HandshakeError.garbage(from: endpoint) }
+        return connectorHeadSize + idLength + 4 + 8 + 32 + 32
+    }
+
+    /// Checks the connector's complete `message` against `nonceA` and returns who it is and
+    /// the acceptor's reply. With `expectedRank`/`expectedEpoch`, a connector that proves the
+    /// secret but is not the expected peer is refused before the acceptor answers, so it never
+    /// believes it is connected.
+    /// - Throws: `HandshakeError`.
+    static func answer(
+        _ message: [UInt8], nonceA: [UInt8], credentials: JobCredentials, purpose: Purpose, rank: Int, from endpoint: String,
         expectedRank: Int? = nil, expectedEpoch: UInt64? = nil
-    ) throws -> Peer {
-        let nonceA = nonce()
-        try socket.writeAll(Array("PHXH".utf8) + [version, purpose.rawValue] + nonceA, deadline: deadline)
-        let head = try socket.readExactly(6, deadline: deadline)
-        guard Array(head[0..<4]) == Array("PHXC".utf8) else { throw HandshakeError.garbage(from: socket.endpoint) }
-        let idLength = Int(head[4]) << 8 | Int(head[5])
-        guard idLength <= 1024 else { throw HandshakeError.garbage(from: socket.endpoint) }
-        let body = try socket.readExactly(idLength + 4 + 8 + 32 + 32, deadline: deadline)
+    ) throws -> (peer: Peer, reply: [UInt8]) {
+        let idLength = try connectorMessageLength(head: message[...], from: endpoint) - connectorHeadSize - 76
+        guard message.count == connectorHeadSize + idLength + 76 else { throw HandshakeError.garbage(from: endpoint) }
+        let body = Array(message[connectorHeadSize...])
         let jobID = String(decoding: body[0..<idLength], as: UTF8.self)
         let peerRank = Int(Wire.uint32(body, at: idLength))
         let peerEpoch = Wire.uint64(body, at: idLength + 4)
         let nonceC = Array(body[(idLength + 12)..<(idLength + 44)])
         let macC = Array(body[(idLength + 44)..<(idLength + 76)])
-        guard jobID == credentials.jobID else { throw HandshakeError.wrongJob(from: socket.endpoint, jobID: jobID) }
+        guard jobID == credentials.jobID else { throw HandshakeError.wrongJob(from: endpoint, jobID: jobID) }
         let expected = mac(credentials, "connect", purpose, rank: peerRank, epoch: peerEpoch, nonceA, nonceC)
-        guard MessageAuthentication.constantTimeEqual(expected, macC) else { throw HandshakeError.badSecret(from: socket.endpoint, rank: peerRank) }
-        if let expectedRank, peerRank != expectedRank { throw HandshakeError.unexpectedPeer(from: socket.endpoint, rank: peerRank, epoch: peerEpoch) }
-        if let expectedEpoch, peerEpoch != expectedEpoch { throw HandshakeError.unexpectedPeer(from: socket.endpoint, rank: peerRank, epoch: peerEpoch) }
+        guard MessageAuthentication.constantTimeEqual(expected, macC) else { throw HandshakeError.badSecret(from: endpoint, rank: peerRank) }
+        if let expectedRank, peerRank != expectedRank { throw HandshakeError.unexpectedPeer(from: endpoint, rank: peerRank, epoch: peerEpoch) }
+        if let expectedEpoch, peerEpoch != expectedEpoch { throw HandshakeError.unexpectedPeer(from: endpoint, rank: peerRank, epoch: peerEpoch) }
         let macA = mac(credentials, "accept", purpose, rank: rank, epoch: peerEpoch, nonceC, nonceA)
-        try socket.writeAll(Array("PHXA".utf8) + Wire.bytes(UInt32(truncatingIfNeeded: rank)) + macA, deadline: deadline)
-        return Peer(rank: peerRank, epoch: peerEpoch)
+        return (Peer(rank: peerRank, epoch: peerEpoch), Array("PHXA".utf8) + Wire.bytes(UInt32(truncatingIfNeeded: rank)) + macA)
+    }
+
+    /// The acceptor's side on one connection, blocking until `deadline`. Returns the
+    /// authenticated connector's rank and epoch. (Listeners use `HandshakeGate`, which runs this
+    /// exchange for many connections at once.)
+    static func accept(
+        _ socket: Socket, credentials: JobCredentials, purpose: Purpose, rank: Int, epoch: UInt64, deadline: Deadline,
+        expectedRank: Int? = nil, expectedEpoch: UInt64? = nil
+    ) throws -> Peer {
+        let nonceA = nonce()
+        try socket.writeAll(hello(purpose: purpose, nonce: nonceA), deadline: deadline)
+        let head = try socket.readExactly(connectorHeadSize, deadline: deadline)
+        let length = try connectorMessageLength(head: head[...], from: socket.endpoint)
+        let message = head + (try socket.readExactly(length - connectorHeadSize, deadline: deadline))
+        let (peer, reply) = try answer(message, nonceA: nonceA, credentials: credentials, purpose: purpose, rank: rank, from: socket.endpoint,
+                                       expectedRank: expectedRank, expectedEpoch: expectedEpoch)
+        try socket.writeAll(reply, deadline: deadline)
+        return peer
     }
 
     /// The connector's side. Returns the authenticated acceptor's rank.

@@ -29,9 +29,10 @@ public final class MemberNode: @unchecked Sendable {
     private var stopped = false
     private var refused = 0
     private var serving = 0
-    /// Connections handshaking at once, at most (more are refused at once: a flood of
-    /// strangers cannot exhaust threads).
-    static let maximumServing = 64
+    private var gate: HandshakeGate?
+    /// Authenticated connections served at once, at most (unauthenticated ones wait in the
+    /// `HandshakeGate`, which spends no thread on them).
+    static let maximumServing = 256
     /// The member id this node answers handshakes with (set once known).
     private var identity = MemberNode.newcomerID
 
@@ -87,11 +88,11 @@ public final class MemberNode: @unchecked Sendable {
         set { condition.lock(); identity = newValue; condition.unlock() }
     }
 
-    /// Connections refused so far (strangers, bad secrets, garbage), for logs and tests.
+    /// Connections refused so far (strangers, bad secrets, garbage, silence), for logs and tests.
     public var refusedConnections: Int {
         condition.lock()
         defer { condition.unlock() }
-        return refused
+        return refused + (gate?.refusedConnections ?? 0)
     }
 
     /// Starts accepting on a background thread. `handler` is called on a connection's own thread
@@ -101,7 +102,7 @@ public final class MemberNode: @unchecked Sendable {
         guard !running else { condition.unlock(); return }
         running = true
         condition.unlock()
-        Thread { [self] in acceptLoop(handler) }.start()
+        acceptLoop(handler)
     }
 
     /// Stops accepting and closes the listener and every unclaimed ring connection.
@@ -110,48 +111,42 @@ public final class MemberNode: @unchecked Sendable {
         stopped = true
         let unclaimed = ringSockets.values
         ringSockets = [:]
+        let gate = self.gate
         condition.unlock()
+        gate?.stop()
         for socket in unclaimed { socket.close() }
         listener.shutdown()
         listener.close()
     }
 
-    private var isStopped: Bool {
-        condition.lock()
-        defer { condition.unlock() }
-        return stopped
-    }
-
     private func acceptLoop(_ handler: @escaping @Sendable (ControlRequest) -> Void) {
-        while !isStopped {
-            let accepted: Socket?
-            do { accepted = try listener.accept(deadline: Deadline(after: .milliseconds(200))) } catch {
-                if !isStopped { logger.error("member listener failed: \(error)") }
-                return
-            }
-            guard let socket = accepted else { continue }
+        let gate = HandshakeGate(listener: listener, credentials: credentials, purpose: .member, logger: logger,
+                                 identity: { [weak self] in self?.memberID ?? MemberNode.newcomerID }) { [weak self] socket, peer in
+            guard let self else { return socket.close() }
             condition.lock()
-            let admitted = serving < MemberNode.maximumServing
+            let admitted = serving < MemberNode.maximumServing && !stopped
             if admitted { serving += 1 } else { refused += 1 }
             condition.unlock()
-            guard admitted else {
-                socket.close()
-                continue
-            }
+            guard admitted else { return socket.close() }
             Thread { [self] in
-                serve(socket, handler)
+                serve(socket, peer, handler)
                 condition.lock()
                 serving -= 1
                 condition.unlock()
             }.start()
         }
+        condition.lock()
+        self.gate = gate
+        let closedAlready = stopped
+        condition.unlock()
+        if !closedAlready { gate.start() }
     }
 
-    private func serve(_ socket: Socket, _ handler: @Sendable (ControlRequest) -> Void) {
+    /// An authenticated connection: its intent, then a ring connection kept for `buildRing` or a
+    /// control message for the handler (members are trusted; the read is still bounded).
+    private func serve(_ socket: Socket, _ peer: Handshake.Peer, _ handler: @Sendable (ControlRequest) -> Void) {
         let deadline = Deadline(after: .seconds(5))
-        socket.setNoDelay()
         do {
-            let peer = try Handshake.accept(socket, credentials: credentials, purpose: .member, rank: memberID, epoch: 0, deadline: deadline)
             let intent = try socket.readExactly(1, deadline: deadline)
             switch Intent(rawValue: intent[0]) {
             case .ring:

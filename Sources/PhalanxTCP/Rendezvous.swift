@@ -48,12 +48,13 @@ public final class RendezvousServer: @unchecked Sendable {
     private let lock = NSLock()
     private var outcome: Result<PeerTable, SocketError>?
     private var refused = 0
+    private var gate: HandshakeGate?
     private var started = false
     /// Connections refused so far (strangers, bad secrets, garbage), for logs and tests.
     public var refusedConnections: Int {
         lock.lock()
         defer { lock.unlock() }
-        return refused
+        return refused + (gate?.refusedConnections ?? 0)
     }
 
     private func countRefusal() {
@@ -128,51 +129,80 @@ public final class RendezvousServer: @unchecked Sendable {
 
     private func serve() -> Result<PeerTable, SocketError> {
         let deadline = Deadline(after: timeout)
-        var clients: [Int: (Socket, PeerTable.Endpoint)] = [:]
-        defer { listener.close() }
-        while clients.count < worldSize {
-            let accepted: Socket?
-            do { accepted = try listener.accept(deadline: deadline) } catch let error as SocketError {
-                return fail(clients, error)
-            } catch { return fail(clients, SocketError("accept", endpoint: ":\(port)", reason: "\(error)")) }
-            guard let socket = accepted else {
-                let missing = (0..<worldSize).filter { clients[$0] == nil }
-                return fail(clients, SocketError("rendezvous", endpoint: ":\(port)", reason: "timed out after \(timeout): ranks \(missing) never registered"))
-            }
-            do {
-                // Each client gets a few seconds; a silent stranger cannot hold up the job for long.
-                let step = Deadline(min(deadline.instant, .now + .seconds(5)))
-                let peer = try Handshake.accept(socket, credentials: credentials, purpose: .rendezvous, rank: -1, epoch: 0, deadline: step)
-                let body = try socket.readExactly(14, deadline: step)
-                guard Array(body[0..<4]) == Array("PHXR".utf8) else { throw HandshakeError.garbage(from: socket.endpoint) }
-                let rank = Int(Wire.uint32(body, at: 4)), size = Int(Wire.uint32(body, at: 8))
-                let hostLength = Int(body[12]) << 8 | Int(body[13])
-                let rest = try socket.readExactly(hostLength + 2, deadline: step)
-                let host = String(decoding: rest[0..<hostLength], as: UTF8.self)
-                let port = UInt16(rest[hostLength]) << 8 | UInt16(rest[hostLength + 1])
-                // A rank whose earlier registrant died (its connection closed) may register again:
-                // a launcher restarts a worker that died before the job formed.
-                if size == worldSize, rank == peer.rank, let (old, _) = clients[rank], old.peerClosed() {
-                    logger.warning("rendezvous: rank \(rank) registered again (its first registrant is gone)")
-                    clients[rank] = nil
-                }
-                guard size == worldSize, rank == peer.rank, rank >= 0, rank < worldSize, clients[rank] == nil else {
-                    let reason = "rank \(rank) of \(size) does not fit a job of \(worldSize) ranks\(clients[rank] != nil ? " (rank taken)" : "")"
-                    send(error: reason, to: socket, deadline: step)
-                    countRefusal()
-                    logger.warning("rendezvous refused \(socket.endpoint): \(reason)")
-                    continue
-                }
-                clients[rank] = (socket, PeerTable.Endpoint(host: host, port: port))
-            } catch {
-                countRefusal()
-                logger.warning("rendezvous refused \(socket.endpoint): \(error)")
-            }
+        let registry = Registry()
+        // Handshakes run in the gate, all at once: silent strangers cannot hold up real ranks.
+        let gate = HandshakeGate(listener: listener, credentials: credentials, purpose: .rendezvous, logger: logger, identity: { -1 }) { [self] socket, peer in
+            Thread { [self] in register(socket, peer, registry, deadline: Deadline(min(deadline.instant, .now + .seconds(5)))) }.start()
+        }
+        lock.lock()
+        self.gate = gate
+        lock.unlock()
+        gate.start()
+        defer {
+            gate.stop()
+            listener.close()
+        }
+        registry.condition.lock()
+        while registry.clients.count < worldSize, !deadline.hasPassed {
+            _ = registry.condition.wait(until: Date(timeIntervalSinceNow: max(0.001, Double(deadline.pollMilliseconds) / 1000)))
+        }
+        let clients = registry.clients
+        registry.closed = true
+        registry.condition.unlock()
+        guard clients.count == worldSize else {
+            let missing = (0..<worldSize).filter { clients[$0] == nil }
+            return fail(clients, SocketError("rendezvous", endpoint: ":\(port)", reason: "timed out after \(timeout): ranks \(missing) never registered"))
         }
         let table = PeerTable(endpoints: (0..<worldSize).compactMap { clients[$0]?.1 })
         let reply = table.encoded()
         for (_, (socket, _)) in clients { try? socket.writeAll(reply, deadline: Deadline(after: .seconds(5))) }
         return .success(table)
+    }
+
+    /// The ranks registered so far, under `condition`.
+    private final class Registry: @unchecked Sendable {
+        let condition = NSCondition()
+        var clients: [Int: (Socket, PeerTable.Endpoint)] = [:]
+        var closed = false
+    }
+
+    /// Reads an authenticated rank's registration and records it (on the connection's thread).
+    private func register(_ socket: Socket, _ peer: Handshake.Peer, _ registry: Registry, deadline step: Deadline) {
+        do {
+            let body = try socket.readExactly(14, deadline: step)
+            guard Array(body[0..<4]) == Array("PHXR".utf8) else { throw HandshakeError.garbage(from: socket.endpoint) }
+            let rank = Int(Wire.uint32(body, at: 4)), size = Int(Wire.uint32(body, at: 8))
+            let hostLength = Int(body[12]) << 8 | Int(body[13])
+            let rest = try socket.readExactly(hostLength + 2, deadline: step)
+            let host = String(decoding: rest[0..<hostLength], as: UTF8.self)
+            let port = UInt16(rest[hostLength]) << 8 | UInt16(rest[hostLength + 1])
+            registry.condition.lock()
+            defer { registry.condition.unlock() }
+            guard !registry.closed else {
+                socket.close()
+                return
+            }
+            // A rank whose earlier registrant died (its connection closed) may register again:
+            // a launcher restarts a worker that died before the job formed.
+            if size == worldSize, rank == peer.rank, let (old, _) = registry.clients[rank], old.peerClosed() {
+                logger.warning("rendezvous: rank \(rank) registered again (its first registrant is gone)")
+                registry.clients[rank] = nil
+            }
+            guard size == worldSize, rank == peer.rank, rank >= 0, rank < worldSize, registry.clients[rank] == nil else {
+                let reason = "rank \(rank) of \(size) does not fit a job of \(worldSize) ranks\(registry.clients[rank] != nil ? " (rank taken)" : "")"
+                send(error: reason, to: socket, deadline: step)
+                socket.close()
+                countRefusal()
+                logger.warning("rendezvous refused \(socket.endpoint): \(reason)")
+                return
+            }
+            registry.clients[rank] = (socket, PeerTable.Endpoint(host: host, port: port))
+            registry.condition.broadcast()
+        } catch {
+            countRefusal()
+            logger.warning("rendezvous refused \(socket.endpoint): \(error)")
+            socket.close()
+        }
     }
 
     private func send(error reason: String, to socket: Socket, deadline: Deadline) {

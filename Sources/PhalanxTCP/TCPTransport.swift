@@ -156,20 +156,19 @@ public final class TCPTransport: Transport, @unchecked Sendable {
     static func acceptNeighbour(
         _ expected: Int, listener: Socket, rank: Int, credentials: JobCredentials, epoch: UInt64, deadline: Deadline, logger: Logger
     ) throws -> Socket {
-        while true {
-            guard let socket = try listener.accept(deadline: deadline) else {
-                throw SocketError("accept", endpoint: listener.endpoint, reason: "timed out waiting for rank \(expected) to connect")
-            }
-            do {
-                let step = Deadline(min(deadline.instant, .now + .seconds(5)))
-                _ = try Handshake.accept(
-                    socket, credentials: credentials, purpose: .ring, rank: rank, epoch: epoch, deadline: step,
-                    expectedRank: expected, expectedEpoch: epoch)
-                return socket
-            } catch {
-                logger.warning("rank \(rank) refused a connection: \(error)")
-            }
+        // Strangers and silent connections wait in the gate; the first connection that proves
+        // to be rank `expected` at `epoch` is the left neighbour.
+        let neighbour = AcceptResult()
+        let gate = HandshakeGate(listener: listener, credentials: credentials, purpose: .ring, logger: logger, identity: { rank },
+                                 admit: { $0.rank == expected && $0.epoch == epoch }) { socket, _ in
+            if !neighbour.offer(socket) { socket.close() }
         }
+        gate.start()
+        defer { gate.stop() }
+        guard let socket = try neighbour.wait(until: deadline)?.get() else {
+            throw SocketError("accept", endpoint: listener.endpoint, reason: "timed out waiting for rank \(expected) to connect")
+        }
+        return socket
     }
 }
 
@@ -178,6 +177,15 @@ final class AcceptResult: @unchecked Sendable {
     private let semaphore = DispatchSemaphore(value: 0)
     private let lock = NSLock()
     private var result: Result<Socket, Error>?
+    /// Sets `socket` as the result unless one is set already; false then.
+    func offer(_ socket: Socket) -> Bool {
+        lock.lock()
+        let first = result == nil
+        if first { result = .success(socket) }
+        lock.unlock()
+        if first { semaphore.signal() }
+        return first
+    }
     func set(_ value: Result<Socket, Error>) {
         lock.lock()
         result = value
@@ -189,5 +197,12 @@ final class AcceptResult: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return result ?? .failure(SocketError("accept", endpoint: "", reason: "no result"))
+    }
+    /// The result, or nil when none came before `deadline`.
+    func wait(until deadline: Deadline) -> Result<Socket, Error>? {
+        guard semaphore.wait(timeout: .now() + .milliseconds(Int(deadline.pollMilliseconds))) == .success else { return nil }
+        lock.lock()
+        defer { lock.unlock() }
+        return result
     }
 }

@@ -20,7 +20,9 @@ final class ElasticJob {
 
     /// With `hosts`, member `r` runs in namespace host `r % hosts.count` and the rendezvous and
     /// witness listen on the hosts' bridge.
-    init(worldSize: Int, steps: Int, extra: [String] = [], directory: String? = nil, hosts: NamespaceHosts? = nil) throws {
+    /// `beforeWorkers` runs with the rendezvous' port once it listens, before any member starts.
+    init(worldSize: Int, steps: Int, extra: [String] = [], directory: String? = nil, hosts: NamespaceHosts? = nil,
+         beforeWorkers: ((UInt16) -> Void)? = nil) throws {
         let secret = JobCredentials.randomSecret()
         let credentials = JobCredentials(jobID: "elastic-test", secret: Array(secret.utf8))
         let host = hosts?.bridgeAddress ?? "127.0.0.1"
@@ -34,6 +36,7 @@ final class ElasticJob {
         self.secret = secret
         self.worldSize = worldSize
         let port = server.port
+        beforeWorkers?(port)
         let arguments = ElasticJob.baseArguments + ["--steps", "\(steps)", "--save", "\(directory)/weights-{member}.safetensors"] + extra
         let trainer = WorkerProcesses.binaryDirectory.appendingPathComponent("DigitsMLP").path
         let launch = hosts == nil ? (executable: trainer, arguments: arguments) : NamespaceHosts.inNamespace(trainer, arguments)
