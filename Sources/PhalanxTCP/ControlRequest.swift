@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// One control message that reached a member's listener, with the connection to answer on.
@@ -52,20 +53,46 @@ public final class ControlRequest: @unchecked Sendable {
     deinit { socket?.close() }
 }
 
-/// Length-prefixed control messages.
+/// Length-prefixed control messages, each numbered and authenticated with the connection's
+/// session keys:
+///
+///     "PHXM" length(4) number(8) payload tag(32)
+///     tag = HMAC-SHA256(sending key, "control" | number | length | payload)
+///
+/// A message whose tag does not verify (changed or injected on the way) or whose number is not
+/// above the last one received on the connection (a replay or a reordering) is refused with
+/// `WireIntegrityError`.
 enum ControlFraming {
     static let magic = Array("PHXM".utf8)
     static let maximumBytes = 16 << 20
 
+    static func tag(_ key: SymmetricKey, number: UInt64, payload: [UInt8]) -> [UInt8] {
+        var mac = HMAC<SHA256>(key: key)
+        mac.update(data: Array("control".utf8) + Wire.bytes(number) + Wire.bytes(UInt32(payload.count)))
+        mac.update(data: payload)
+        return Array(mac.finalize())
+    }
+
     static func write(_ payload: [UInt8], to socket: Socket, deadline: Deadline) throws {
-        try socket.writeAll(magic + Wire.bytes(UInt32(payload.count)) + payload, deadline: deadline)
+        guard let keys = socket.session else { throw WireIntegrityError.unauthenticated(from: socket.endpoint) }
+        let number = keys.nextSent()
+        try socket.writeAll(magic + Wire.bytes(UInt32(payload.count)) + Wire.bytes(number) + payload + tag(keys.sending, number: number, payload: payload),
+                            deadline: deadline)
     }
 
     static func read(from socket: Socket, deadline: Deadline) throws -> [UInt8] {
-        let head = try socket.readExactly(8, deadline: deadline)
+        guard let keys = socket.session else { throw WireIntegrityError.unauthenticated(from: socket.endpoint) }
+        let head = try socket.readExactly(16, deadline: deadline)
         guard Array(head[0..<4]) == magic else { throw HandshakeError.garbage(from: socket.endpoint) }
         let length = Int(Wire.uint32(head, at: 4))
         guard length <= maximumBytes else { throw HandshakeError.garbage(from: socket.endpoint) }
-        return try socket.readExactly(length, deadline: deadline)
+        let number = Wire.uint64(head, at: 8)
+        let body = try socket.readExactly(length + 32, deadline: deadline)
+        let payload = Array(body[0..<length])
+        guard MessageAuthentication.constantTimeEqual(tag(keys.receiving, number: number, payload: payload), Array(body[length...])) else {
+            throw WireIntegrityError.forged(what: "control message", from: socket.endpoint)
+        }
+        guard keys.accept(received: number) else { throw WireIntegrityError.replayed(what: "control message", from: socket.endpoint, number: number) }
+        return payload
     }
 }

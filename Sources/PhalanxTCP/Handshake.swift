@@ -7,7 +7,8 @@
 ///                            macA = HMAC(secret, "accept" | purpose | jobID | rank_A | epoch | nonceC | nonceA)
 ///
 /// Each side proves it knows the secret for this job, purpose and epoch without sending it; the
-/// nonces make recorded handshakes useless. Anything else — wrong magic, wrong job, wrong MAC,
+/// nonces make recorded handshakes useless. Both sides then hold the connection's
+/// `SessionKeys`, which protect every message after the handshake. Anything else — wrong magic, wrong job, wrong MAC,
 /// too slow — ends the connection with `HandshakeError`.
 enum Handshake {
     static let version: UInt8 = 1
@@ -61,7 +62,7 @@ enum Handshake {
     static func answer(
         _ message: [UInt8], nonceA: [UInt8], credentials: JobCredentials, purpose: Purpose, rank: Int, from endpoint: String,
         expectedRank: Int? = nil, expectedEpoch: UInt64? = nil
-    ) throws -> (peer: Peer, reply: [UInt8]) {
+    ) throws -> (peer: Peer, reply: [UInt8], keys: SessionKeys) {
         let idLength = try connectorMessageLength(head: message[...], from: endpoint) - connectorHeadSize - 76
         guard message.count == connectorHeadSize + idLength + 76 else { throw HandshakeError.garbage(from: endpoint) }
         let body = Array(message[connectorHeadSize...])
@@ -76,7 +77,9 @@ enum Handshake {
         if let expectedRank, peerRank != expectedRank { throw HandshakeError.unexpectedPeer(from: endpoint, rank: peerRank, epoch: peerEpoch) }
         if let expectedEpoch, peerEpoch != expectedEpoch { throw HandshakeError.unexpectedPeer(from: endpoint, rank: peerRank, epoch: peerEpoch) }
         let macA = mac(credentials, "accept", purpose, rank: rank, epoch: peerEpoch, nonceC, nonceA)
-        return (Peer(rank: peerRank, epoch: peerEpoch), Array("PHXA".utf8) + Wire.bytes(UInt32(truncatingIfNeeded: rank)) + macA)
+        let keys = SessionKeys.derive(credentials: credentials, purpose: purpose, nonceA: nonceA, nonceC: nonceC, connectorRank: peerRank,
+                                      epoch: peerEpoch, acceptorRank: rank, isConnector: false)
+        return (Peer(rank: peerRank, epoch: peerEpoch), Array("PHXA".utf8) + Wire.bytes(UInt32(truncatingIfNeeded: rank)) + macA, keys)
     }
 
     /// The acceptor's side on one connection, blocking until `deadline`. Returns the
@@ -91,9 +94,10 @@ enum Handshake {
         let head = try socket.readExactly(connectorHeadSize, deadline: deadline)
         let length = try connectorMessageLength(head: head[...], from: socket.endpoint)
         let message = head + (try socket.readExactly(length - connectorHeadSize, deadline: deadline))
-        let (peer, reply) = try answer(message, nonceA: nonceA, credentials: credentials, purpose: purpose, rank: rank, from: socket.endpoint,
-                                       expectedRank: expectedRank, expectedEpoch: expectedEpoch)
+        let (peer, reply, keys) = try answer(message, nonceA: nonceA, credentials: credentials, purpose: purpose, rank: rank, from: socket.endpoint,
+                                             expectedRank: expectedRank, expectedEpoch: expectedEpoch)
         try socket.writeAll(reply, deadline: deadline)
+        socket.session = keys
         return peer
     }
 
@@ -117,6 +121,8 @@ enum Handshake {
         guard MessageAuthentication.constantTimeEqual(expected, Array(reply[8..<40])) else {
             throw HandshakeError.badSecret(from: socket.endpoint, rank: acceptorRank)
         }
+        socket.session = SessionKeys.derive(credentials: credentials, purpose: purpose, nonceA: nonceA, nonceC: nonceC, connectorRank: rank,
+                                            epoch: epoch, acceptorRank: acceptorRank, isConnector: true)
         return acceptorRank
     }
 }

@@ -191,10 +191,11 @@ final class HandshakeGate: @unchecked Sendable {
                 connection.needed = try Handshake.connectorMessageLength(head: connection.received[...], from: endpoint)
             }
             guard connection.received.count == connection.needed else { return nil }
-            let (peer, reply) = try Handshake.answer(connection.received, nonceA: connection.nonce, credentials: credentials, purpose: purpose,
+            let (peer, reply, keys) = try Handshake.answer(connection.received, nonceA: connection.nonce, credentials: credentials, purpose: purpose,
                                                      rank: identity(), from: endpoint)
             if let admit, !admit(peer) { throw HandshakeError.unexpectedPeer(from: endpoint, rank: peer.rank, epoch: peer.epoch) }
             try connection.socket.writeAll(reply, deadline: Deadline(after: .seconds(1)))
+            connection.socket.session = keys
             return .success(peer)
         } catch {
             return .failure(Failure("\(error)"))

@@ -35,7 +35,9 @@ public struct PeerTable: Sendable, Equatable {
 ///
 ///     client → server : "PHXR" rank(4) worldSize(4) hostLength(2) host port(2)
 ///     server → client : "PHXT" count(4) (hostLength(2) host port(2))×count   — or —
-///                       "PHXE" length(2) message                              (failure)
+///                       "PHXE" message                                        (failure)
+///
+/// Both after the handshake, each in one authenticated, numbered `ControlFraming` message.
 public final class RendezvousServer: @unchecked Sendable {
     /// The port it listens on (useful when started on port 0).
     public let port: UInt16
@@ -155,7 +157,7 @@ public final class RendezvousServer: @unchecked Sendable {
         }
         let table = PeerTable(endpoints: (0..<worldSize).compactMap { clients[$0]?.1 })
         let reply = table.encoded()
-        for (_, (socket, _)) in clients { try? socket.writeAll(reply, deadline: Deadline(after: .seconds(5))) }
+        for (_, (socket, _)) in clients { try? ControlFraming.write(reply, to: socket, deadline: Deadline(after: .seconds(5))) }
         return .success(table)
     }
 
@@ -169,13 +171,13 @@ public final class RendezvousServer: @unchecked Sendable {
     /// Reads an authenticated rank's registration and records it (on the connection's thread).
     private func register(_ socket: Socket, _ peer: Handshake.Peer, _ registry: Registry, deadline step: Deadline) {
         do {
-            let body = try socket.readExactly(14, deadline: step)
-            guard Array(body[0..<4]) == Array("PHXR".utf8) else { throw HandshakeError.garbage(from: socket.endpoint) }
+            let body = try ControlFraming.read(from: socket, deadline: step)
+            guard body.count >= 14, Array(body[0..<4]) == Array("PHXR".utf8) else { throw HandshakeError.garbage(from: socket.endpoint) }
             let rank = Int(Wire.uint32(body, at: 4)), size = Int(Wire.uint32(body, at: 8))
             let hostLength = Int(body[12]) << 8 | Int(body[13])
-            let rest = try socket.readExactly(hostLength + 2, deadline: step)
-            let host = String(decoding: rest[0..<hostLength], as: UTF8.self)
-            let port = UInt16(rest[hostLength]) << 8 | UInt16(rest[hostLength + 1])
+            guard body.count == 14 + hostLength + 2 else { throw HandshakeError.garbage(from: socket.endpoint) }
+            let host = String(decoding: body[14..<(14 + hostLength)], as: UTF8.self)
+            let port = UInt16(body[14 + hostLength]) << 8 | UInt16(body[15 + hostLength])
             registry.condition.lock()
             defer { registry.condition.unlock() }
             guard !registry.closed else {
@@ -206,8 +208,7 @@ public final class RendezvousServer: @unchecked Sendable {
     }
 
     private func send(error reason: String, to socket: Socket, deadline: Deadline) {
-        let text = Array(reason.utf8.prefix(60_000))
-        try? socket.writeAll(Array("PHXE".utf8) + [UInt8(text.count >> 8), UInt8(text.count & 0xFF)] + text, deadline: deadline)
+        try? ControlFraming.write(Array("PHXE".utf8) + Array(reason.utf8.prefix(60_000)), to: socket, deadline: deadline)
     }
 
     private func fail(_ clients: [Int: (Socket, PeerTable.Endpoint)], _ error: SocketError) -> Result<PeerTable, SocketError> {
@@ -237,24 +238,28 @@ enum RendezvousClient {
         let hostBytes = Array(endpoint.host.utf8)
         var message = Array("PHXR".utf8) + Wire.bytes(UInt32(rank)) + Wire.bytes(UInt32(worldSize))
         message += [UInt8(hostBytes.count >> 8), UInt8(hostBytes.count & 0xFF)] + hostBytes + [UInt8(endpoint.port >> 8), UInt8(endpoint.port & 0xFF)]
-        try socket.writeAll(message, deadline: deadline)
-        let head = try socket.readExactly(4, deadline: deadline)
-        if head == Array("PHXE".utf8) {
-            let length = try socket.readExactly(2, deadline: deadline)
-            let text = try socket.readExactly(Int(length[0]) << 8 | Int(length[1]), deadline: deadline)
-            throw SocketError("rendezvous", endpoint: "\(host):\(port)", reason: String(decoding: text, as: UTF8.self))
+        try ControlFraming.write(message, to: socket, deadline: deadline)
+        let answer = try ControlFraming.read(from: socket, deadline: deadline)
+        let garbage = HandshakeError.garbage(from: "\(host):\(port)")
+        guard answer.count >= 4 else { throw garbage }
+        if Array(answer[0..<4]) == Array("PHXE".utf8) {
+            throw SocketError("rendezvous", endpoint: "\(host):\(port)", reason: String(decoding: answer.dropFirst(4), as: UTF8.self))
         }
-        guard head == Array("PHXT".utf8) else { throw HandshakeError.garbage(from: "\(host):\(port)") }
-        let count = Int(Wire.uint32(try socket.readExactly(4, deadline: deadline), at: 0))
+        guard Array(answer[0..<4]) == Array("PHXT".utf8), answer.count >= 8 else { throw garbage }
+        let count = Int(Wire.uint32(answer, at: 4))
         guard count == worldSize else {
             throw SocketError("rendezvous", endpoint: "\(host):\(port)", reason: "table of \(count) ranks for a job of \(worldSize)")
         }
         var endpoints: [PeerTable.Endpoint] = []
+        var offset = 8
         for _ in 0..<count {
-            let length = try socket.readExactly(2, deadline: deadline)
-            let hostText = try socket.readExactly(Int(length[0]) << 8 | Int(length[1]), deadline: deadline)
-            let portBytes = try socket.readExactly(2, deadline: deadline)
-            endpoints.append(PeerTable.Endpoint(host: String(decoding: hostText, as: UTF8.self), port: UInt16(portBytes[0]) << 8 | UInt16(portBytes[1])))
+            guard offset + 2 <= answer.count else { throw garbage }
+            let length = Int(answer[offset]) << 8 | Int(answer[offset + 1])
+            guard offset + 4 + length <= answer.count else { throw garbage }
+            let hostText = answer[(offset + 2)..<(offset + 2 + length)]
+            let portAt = offset + 2 + length
+            endpoints.append(PeerTable.Endpoint(host: String(decoding: hostText, as: UTF8.self), port: UInt16(answer[portAt]) << 8 | UInt16(answer[portAt + 1])))
+            offset = portAt + 2
         }
         return PeerTable(endpoints: endpoints)
     }

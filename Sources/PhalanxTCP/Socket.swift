@@ -8,8 +8,15 @@ import Synchronization
 /// atomic, and closing swaps it for -1 before the close, exactly once.
 final class Socket: Sendable {
     private let handle: Atomic<Int32>
+    private let keys = Mutex<SessionKeys?>(nil)
     /// "host:port" of the other end (or of the listening address), for messages.
     let endpoint: String
+
+    /// The connection's keys, set once the handshake succeeded (nil before).
+    var session: SessionKeys? {
+        get { keys.withLock { $0 } }
+        set { keys.withLock { $0 = newValue } }
+    }
 
     /// The file descriptor (-1 once closed).
     var descriptor: Int32 { handle.load(ordering: .acquiring) }
