@@ -73,18 +73,6 @@ public struct JobCredentials: Sendable, Equatable {
         return UInt32(bigEndian: address.sin_addr.s_addr) >> 24 == 127
     }
 
-    /// A tag that proves `message` came from a holder of these credentials:
-    /// HMAC-SHA256(secret, jobID | message), its first `length` bytes.
-    public func tag(_ message: [UInt8], length: Int = 16) -> [UInt8] {
-        Array(MessageAuthentication.hmacSHA256(key: secret, message: Array(jobID.utf8) + message).prefix(length))
-    }
-
-    /// Whether `tag` is `message`'s tag (compared in constant time).
-    public func verify(tag: [UInt8], of message: [UInt8]) -> Bool {
-        guard tag.count >= 8, tag.count <= 32 else { return false }
-        return MessageAuthentication.constantTimeEqual(self.tag(message, length: tag.count), tag)
-    }
-
     /// A fresh random secret of `byteCount` bytes, hex-encoded (what launchers hand their workers).
     public static func randomSecret(byteCount: Int = 32) -> String {
         var generator = SystemRandomNumberGenerator()

@@ -10,8 +10,11 @@ import PhalanxTCP
 /// makes every receiver at the same epoch call `onAlert` at once: the fast path by which one
 /// member tells all others that the membership must change.
 ///
-///     "PHXB" kind(1: beat, 2: alert) 0 0 0 epoch(8) sender(4) sequence(4) mac(16)
-///     mac = HMAC-SHA256(secret, jobID | first 24 bytes)[0..<16]
+///     "PHXB" kind(1: beat, 2: alert) 0 0 0 epoch(8) sender(4) number(8) tag(16)
+///
+/// with the tag and number of a `DatagramGuard` (purpose "heartbeat"): a captured beat or
+/// alert replayed later is dropped (it can neither keep a hung member alive nor force another
+/// membership change), and so is a stale datagram that arrives after a newer one.
 public final class HeartbeatService: @unchecked Sendable {
     /// Time between beats.
     public let interval: Duration
@@ -41,11 +44,11 @@ public final class HeartbeatService: @unchecked Sendable {
     private var suspicious = true
     private var lastHeard: [Int: ContinuousClock.Instant] = [:]
     private var reported: Set<Int> = []
-    private var sequence: UInt32 = 0
     private var stopped = false
     private var running = false
+    private let guardian: DatagramGuard
 
-    static let packetSize = 40
+    static let packetSize = 44
 
     /// Binds UDP `host:port` (the member's listener port number).
     /// - Throws: `SocketError` when the port cannot be bound.
@@ -53,6 +56,7 @@ public final class HeartbeatService: @unchecked Sendable {
                 timeout: Duration = .seconds(2), logger: Logger = Logger(label: "phalanx.heartbeat")) throws {
         socket = try DatagramSocket(host: host, port: port)
         self.credentials = credentials
+        guardian = DatagramGuard(credentials: credentials, purpose: "heartbeat")
         self.interval = interval
         self.timeout = timeout
         self.logger = logger
@@ -110,17 +114,16 @@ public final class HeartbeatService: @unchecked Sendable {
         }
     }
 
-    private func packet(kind: UInt8, id: Int, epoch: UInt64, sequence: UInt32) -> [UInt8] {
-        let body = Array("PHXB".utf8) + [kind, 0, 0, 0] + Wire.bytes(epoch) + Wire.bytes(UInt32(truncatingIfNeeded: id)) + Wire.bytes(sequence)
-        return body + credentials.tag(body)
+    /// Datagrams dropped because their number was not new (replays and stale reorderings).
+    public var replaysRefused: Int { guardian.replaysRefused }
+
+    private func packet(kind: UInt8, id: Int, epoch: UInt64, number: UInt64) -> [UInt8] {
+        let body = Array("PHXB".utf8) + [kind, 0, 0, 0] + Wire.bytes(epoch) + Wire.bytes(UInt32(truncatingIfNeeded: id)) + Wire.bytes(number)
+        return body + guardian.tag(body)
     }
 
     private func send(kind: UInt8, id: Int, epoch: UInt64, to address: DatagramSocket.Destination) {
-        lock.lock()
-        sequence &+= 1
-        let number = sequence
-        lock.unlock()
-        socket.send(packet(kind: kind, id: id, epoch: epoch, sequence: number), to: address)
+        socket.send(packet(kind: kind, id: id, epoch: epoch, number: guardian.nextNumber()), to: address)
     }
 
     private func loop() {
@@ -145,10 +148,11 @@ public final class HeartbeatService: @unchecked Sendable {
 
     private func receive(_ bytes: [UInt8]) {
         guard bytes.count == Self.packetSize, Array(bytes[0..<4]) == Array("PHXB".utf8) else { return }
-        guard credentials.verify(tag: Array(bytes[24..<40]), of: Array(bytes[0..<24])) else { return }
+        guard guardian.verify(tag: Array(bytes[28..<44]), of: Array(bytes[0..<28])) else { return }
         let kind = bytes[4]
         let epoch = Wire.uint64(bytes, at: 8)
         let sender = Int(Wire.uint32(bytes, at: 16))
+        guard guardian.accept(number: Wire.uint64(bytes, at: 20), from: sender) else { return }
         lock.lock()
         let current = self.epoch
         let watched = lastHeard[sender] != nil
