@@ -145,6 +145,8 @@ public final class ElasticMember: @unchecked Sendable {
         logger: Logger = Logger(label: "phalanx.elastic")
     ) throws -> ElasticMember {
         try options.validate()
+        var options = options
+        if variables["PHALANX_WIRE_PROTECTION"] != nil { options.wireProtection = try WireProtection.fromEnvironment(variables) }
         var logger = logger
         // PHALANX_LOG_LEVEL=debug shows every protocol event and data-plane instruction.
         if let level = variables["PHALANX_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) { logger.logLevel = level }
@@ -167,7 +169,7 @@ public final class ElasticMember: @unchecked Sendable {
         // The address others reach this member at: PHALANX_HOST, else the local end of the
         // route to the rendezvous (right on one machine and across hosts alike).
         let host = variables["PHALANX_HOST"] ?? MemberNode.localAddress(toward: environment.masterAddress) ?? environment.masterAddress
-        let node = try MemberNode(host: host, credentials: credentials, logger: logger)
+        let node = try MemberNode(host: host, credentials: credentials, protection: options.wireProtection, logger: logger)
         let heartbeat = try HeartbeatService(host: host, port: node.port, credentials: credentials,
                                              interval: options.heartbeatInterval, timeout: options.heartbeatTimeout, logger: logger)
         node.memberID = environment.rank
@@ -213,7 +215,7 @@ public final class ElasticMember: @unchecked Sendable {
     ) throws -> ElasticMember {
         try options.validate()
         if let peersFile, let step = PeersFile.finishedStep(peersFile) { throw ElasticError.jobFinished(step: step) }
-        let node = try MemberNode(host: host, credentials: credentials, logger: logger)
+        let node = try MemberNode(host: host, credentials: credentials, protection: options.wireProtection, logger: logger)
         let heartbeat = try HeartbeatService(host: host, port: node.port, credentials: credentials,
                                              interval: options.heartbeatInterval, timeout: options.heartbeatTimeout, logger: logger)
         let core = MembershipCore(config: options.membershipConfig(address: node.address(id: MemberNode.newcomerID), witness: witness))

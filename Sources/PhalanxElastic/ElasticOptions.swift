@@ -19,6 +19,8 @@ public struct ElasticOptions: Sendable {
     public var agreementTimeout: Duration = .seconds(2)
     /// Bound on building a ring (connecting to the new neighbours) for a new epoch.
     public var rebuildTimeout: Duration = .seconds(5)
+    /// What protects the ring's data frames (`PHALANX_WIRE_PROTECTION` overrides it when set).
+    public var wireProtection: WireProtection = .none
     /// The fewest members training may go on with.
     public var minimumMembers = 1
     /// The most members (joiners beyond it are refused).

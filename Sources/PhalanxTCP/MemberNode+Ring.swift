@@ -31,7 +31,7 @@ extension MemberNode {
         let none = RingRebuild(keptRight: false, keptLeft: false)
         guard count > 1 else {
             previous?.close()
-            return (TCPTransport(rank: 0, worldSize: 1, epoch: epoch, right: nil, left: nil, logger: logger,
+            return (TCPTransport(rank: 0, worldSize: 1, epoch: epoch, right: nil, left: nil, logger: logger, protection: protection,
                                  interruption: interruption, abortHandler: abortHandler), none)
         }
         let deadline = Deadline(after: timeout)
@@ -80,7 +80,7 @@ extension MemberNode {
             left = accepted
         }
         let transport = TCPTransport(
-            rank: position, worldSize: count, epoch: epoch, right: right, left: left, logger: logger,
+            rank: position, worldSize: count, epoch: epoch, right: right, left: left, logger: logger, protection: protection,
             interruption: interruption, abortHandler: abortHandler)
         return (transport, realigned)
     }

@@ -21,6 +21,8 @@ public final class MemberNode: @unchecked Sendable {
     public let port: UInt16
     /// The job's credentials.
     public let credentials: JobCredentials
+    /// What protects the data frames of the rings this node builds.
+    public let protection: WireProtection
     let logger: Logger
     private let listener: Socket
     private let condition = NSCondition()
@@ -46,13 +48,15 @@ public final class MemberNode: @unchecked Sendable {
         case control = 2
     }
 
-    /// Listens on `host` at `port` (0: a free port).
+    /// Listens on `host` at `port` (0: a free port); its rings' frames get `protection`.
     /// - Throws: `SocketError` when the address cannot be bound.
-    public init(host: String, port: UInt16 = 0, credentials: JobCredentials, logger: Logger = Logger(label: "phalanx.member")) throws {
+    public init(host: String, port: UInt16 = 0, credentials: JobCredentials, protection: WireProtection = .none,
+                logger: Logger = Logger(label: "phalanx.member")) throws {
         listener = try Socket.listen(host: host, port: port)
         self.host = host
         self.port = listener.localPort
         self.credentials = credentials
+        self.protection = protection
         self.logger = logger
     }
 

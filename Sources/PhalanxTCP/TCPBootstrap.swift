@@ -22,7 +22,7 @@ public enum TCPBootstrap {
         let transport = try TCPTransport.connect(
             rank: environment.rank, worldSize: environment.worldSize,
             server: PeerTable.Endpoint(host: environment.masterAddress, port: environment.masterPort),
-            credentials: credentials, timeout: timeout, logger: logger)
+            credentials: credentials, timeout: timeout, protection: try WireProtection.fromEnvironment(variables), logger: logger)
         if let server, case let .failure(error) = server.wait() { throw error }
         return RingCommunicator(transport: transport)
     }

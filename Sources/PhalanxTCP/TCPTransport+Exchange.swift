@@ -23,11 +23,24 @@ extension TCPTransport {
         if let stop = interruption?.current { throw failure(.peerAborted, peer: stop.peer, "interrupted: \(stop.reason)") }
         guard let right, let left else { return }
 
-        let headerBytes = header.map { Wire.encode(.data, $0) } ?? []
-        let sendTotal = header == nil ? 0 : Wire.headerSize + outgoing.count
+        var headerBytes = header.map { Wire.encode(.data, $0) } ?? []
+        if !headerBytes.isEmpty { headerBytes[6] = protection.code }
+        let sendTotal = header == nil ? 0 : Wire.headerSize + protection.bodyBytes(payload: outgoing.count)
+        // Protected modes: trailers (and ciphertext) for the whole frame before it leaves.
+        let sealed: SealedBody?
+        if protection != .none, header != nil {
+            guard let keys = right.session else { throw failure(.protocolViolation, peer: rightRank, "the connection to rank \(rightRank) has no session keys") }
+            do { sealed = try SealedBody(mode: protection, header: headerBytes, payload: outgoing, keys: keys) } catch {
+                throw failure(.protocolViolation, peer: rightRank, "sealing a frame for rank \(rightRank) failed: \(error)")
+            }
+        } else {
+            sealed = nil
+        }
         var sent = 0
         var receivedHeader = [UInt8](repeating: 0, count: Wire.headerSize)
         var headerCount = 0, payloadCount = 0
+        // Protected modes: the body of the incoming frame, once its header is in.
+        var opened: OpenedBody?
         var receiving = expected != nil
         var lastProgress = ContinuousClock.now
         var idleSpins = 0
@@ -36,7 +49,7 @@ extension TCPTransport {
         defer {
             if sent > 0 && sent < sendTotal { outgoingRemainder = OutgoingRemainder(header: headerBytes, sent: sent, total: sendTotal) }
             if receiving && headerCount > 0 {
-                incomingRemainder = IncomingRemainder(header: receivedHeader, headerCount: headerCount, payloadReceived: payloadCount)
+                incomingRemainder = IncomingRemainder(header: receivedHeader, headerCount: headerCount, payloadReceived: opened?.received ?? payloadCount)
             }
         }
 
@@ -50,7 +63,11 @@ extension TCPTransport {
                         vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: head.baseAddress! + sent), iov_len: Wire.headerSize - sent))
                     }
                     let payloadSent = max(0, sent - Wire.headerSize)
-                    if let base = outgoing.baseAddress, payloadSent < outgoing.count {
+                    if let sealed {
+                        for piece in sealed.pieces(payload: outgoing, from: payloadSent) where piece.count > 0 {
+                            vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: piece.baseAddress), iov_len: piece.count))
+                        }
+                    } else if let base = outgoing.baseAddress, payloadSent < outgoing.count {
                         vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: base + payloadSent), iov_len: outgoing.count - payloadSent))
                     }
                     return vectors.withUnsafeMutableBufferPointer { v in
@@ -81,10 +98,39 @@ extension TCPTransport {
                     if n > 0 {
                         headerCount += n
                         moved = true
-                        if headerCount == Wire.headerSize { try validate(receivedHeader, against: expected, from: left, peer: leftRank, failure) }
+                        if headerCount == Wire.headerSize {
+                            try validate(receivedHeader, against: expected, from: left, peer: leftRank, failure)
+                            if protection != .none {
+                                guard let keys = left.session else {
+                                    throw failure(.protocolViolation, peer: leftRank, "the connection from rank \(leftRank) has no session keys")
+                                }
+                                opened = OpenedBody(mode: protection, header: receivedHeader, payloadBytes: incoming.count, keys: keys, endpoint: left.endpoint)
+                            }
+                        }
                     }
                 }
-                if headerCount == Wire.headerSize && payloadCount < incoming.count {
+                if headerCount == Wire.headerSize, var body = opened, !body.isComplete {
+                    var failedErrno: Int32 = 0
+                    let verified: Int?
+                    do {
+                        verified = try body.receive(into: incoming) { pointer, count in
+                            let n = recv(left.descriptor, pointer, count, 0)
+                            if n < 0 { failedErrno = errno }
+                            if n == 0 { throw failure(.connectionLost, peer: leftRank, "connection from rank \(leftRank) closed mid-message (it exited or was killed)") }
+                            if n < 0 && failedErrno != EAGAIN && failedErrno != EWOULDBLOCK && failedErrno != EINTR {
+                                throw failure(.connectionLost, peer: leftRank, "receiving from rank \(leftRank) failed: \(String(cString: strerror(failedErrno)))")
+                            }
+                            if n > 0 { moved = true }
+                            return n
+                        }
+                    } catch let error as WireIntegrityError {
+                        opened = body
+                        throw failure(.protocolViolation, peer: leftRank, "\(error) (rank \(leftRank), wire protection \(protection.rawValue))")
+                    }
+                    opened = body
+                    if let verified { try progress(verified) }
+                    if body.isComplete { receiving = false }
+                } else if headerCount == Wire.headerSize && opened == nil && payloadCount < incoming.count {
                     let n = recv(left.descriptor, incoming.baseAddress! + payloadCount, incoming.count - payloadCount, 0)
                     if n == 0 { throw failure(.connectionLost, peer: leftRank, "connection from rank \(leftRank) closed mid-message (it exited or was killed)") }
                     if n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
@@ -96,7 +142,7 @@ extension TCPTransport {
                         try progress(payloadCount)
                     }
                 }
-                if headerCount == Wire.headerSize && payloadCount == incoming.count { receiving = false }
+                if headerCount == Wire.headerSize && opened == nil && payloadCount == incoming.count { receiving = false }
             }
             if !(sent < sendTotal || receiving) { break }
             if moved {
@@ -147,6 +193,10 @@ extension TCPTransport {
         if type == .abort { throw try abortReport(received, from: socket, peer: peer, failure) }
         if received.totalCount != expected.totalCount {
             throw failure(.sizeMismatch, peer, "rank \(peer) called \(expected.kind) with \(received.totalCount) elements, this rank with \(expected.totalCount)")
+        }
+        guard raw[6] == protection.code else {
+            let theirs = WireProtection(code: raw[6])?.rawValue ?? "unknown (\(raw[6]))"
+            throw failure(.protocolViolation, peer, "rank \(peer) sends frames with wire protection \(theirs), this rank expects \(protection.rawValue): give every member the same PHALANX_WIRE_PROTECTION")
         }
         guard received == expected else {
             throw failure(.protocolViolation, peer, "stale or foreign frame from rank \(peer): got \(describe(received)), expected \(describe(expected))")

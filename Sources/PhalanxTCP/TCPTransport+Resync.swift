@@ -7,9 +7,9 @@ import PhalanxCollectives
 struct OutgoingRemainder {
     /// The frame's 48 header bytes.
     let header: [UInt8]
-    /// Bytes of header + payload already sent.
+    /// Bytes of header + body already sent.
     let sent: Int
-    /// Header + payload size.
+    /// Header + body size (the body: the payload and, when protected, its trailers).
     let total: Int
 
     /// What completes the frame: the rest of the header, then zeros for the rest of the payload
@@ -26,7 +26,7 @@ struct IncomingRemainder {
     let header: [UInt8]
     /// Header bytes received.
     let headerCount: Int
-    /// Payload bytes received.
+    /// Body bytes received (the payload and, when protected, trailers).
     let payloadReceived: Int
 }
 
@@ -56,7 +56,7 @@ extension TCPTransport {
             let fence = Fence.frame(epoch: newEpoch)
             outgoing = (outgoingRemainder?.completion ?? []) + fence
         }
-        var drain = FrameDrain(remainder: incomingRemainder, epoch: newEpoch)
+        var drain = FrameDrain(remainder: incomingRemainder, epoch: newEpoch, protection: protection)
         var rightActive = rightSocket != nil, leftActive = leftSocket != nil
         var scratch = [UInt8](repeating: 0, count: 1 << 16)
 
@@ -122,20 +122,29 @@ struct FrameDrain {
     private var headerCount: Int
     private var payloadLeft: Int
     private let epoch: UInt64
+    private let protection: WireProtection
 
-    init(remainder: IncomingRemainder?, epoch: UInt64) {
+    /// `protection`: data frames carry trailers after their segments (fences and abort
+    /// reports do not).
+    init(remainder: IncomingRemainder?, epoch: UInt64, protection: WireProtection = .none) {
         header = remainder?.header ?? [UInt8](repeating: 0, count: Wire.headerSize)
         headerCount = remainder?.headerCount ?? 0
         payloadLeft = 0
         self.epoch = epoch
+        self.protection = protection
         if headerCount == Wire.headerSize, let remainder {
-            if let (_, decoded) = Wire.decode(header), decoded.payloadBytes <= FrameDrain.largestPayload {
-                payloadLeft = max(0, Int(decoded.payloadBytes) - remainder.payloadReceived)
+            if let (type, decoded) = Wire.decode(header), decoded.payloadBytes <= FrameDrain.largestPayload {
+                payloadLeft = max(0, bodyBytes(type, decoded) - remainder.payloadReceived)
                 headerCount = payloadLeft > 0 ? Wire.headerSize : 0
             } else {
                 garbled = true
             }
         }
+    }
+
+    /// Bytes after the header of a frame of `type` with `header`.
+    private func bodyBytes(_ type: Wire.FrameType, _ header: MessageHeader) -> Int {
+        type == .data ? protection.bodyBytes(payload: Int(header.payloadBytes)) : Int(header.payloadBytes)
     }
 
     /// Larger payloads than this are not believed (16 GiB).
@@ -159,7 +168,7 @@ struct FrameDrain {
             guard let (type, decoded) = Wire.decode(header) else { return .garbled }
             if type == .fence, decoded.epoch == epoch { return .fenced }
             guard type == .data || type == .fence, decoded.payloadBytes <= FrameDrain.largestPayload else { return .garbled }
-            payloadLeft = Int(decoded.payloadBytes)
+            payloadLeft = bodyBytes(type, decoded)
             if payloadLeft == 0 { headerCount = 0 }
             return .more
         }

@@ -16,6 +16,8 @@ public final class TCPTransport: Transport, @unchecked Sendable {
     public let worldSize: Int
     /// The membership epoch this ring was built for.
     public let epoch: UInt64
+    /// What protects the data frames (`WireProtection`).
+    public let protection: WireProtection
     let logger: Logger
     /// Everything that changes after the ring is built. The training thread uses the
     /// transport, but `close` and `abort` may come from another one: one lock guards it all
@@ -68,9 +70,10 @@ public final class TCPTransport: Transport, @unchecked Sendable {
     let abortHandler: (@Sendable (CollectiveError) -> Void)?
 
     init(
-        rank: Int, worldSize: Int, epoch: UInt64, right: Socket?, left: Socket?, logger: Logger,
+        rank: Int, worldSize: Int, epoch: UInt64, right: Socket?, left: Socket?, logger: Logger, protection: WireProtection = .none,
         interruption: Interruption? = nil, abortHandler: (@Sendable (CollectiveError) -> Void)? = nil
     ) {
+        self.protection = protection
         self.rank = rank
         self.worldSize = worldSize
         self.epoch = epoch
@@ -108,9 +111,9 @@ public final class TCPTransport: Transport, @unchecked Sendable {
     ///   `HandshakeError` when the right neighbour cannot prove the secret.
     public static func connect(
         rank: Int, worldSize: Int, server: PeerTable.Endpoint, credentials: JobCredentials, epoch: UInt64 = 0,
-        timeout: Duration = .seconds(60), logger: Logger = Logger(label: "phalanx.tcp")
+        timeout: Duration = .seconds(60), protection: WireProtection = .none, logger: Logger = Logger(label: "phalanx.tcp")
     ) throws -> TCPTransport {
-        guard worldSize > 1 else { return TCPTransport(rank: 0, worldSize: 1, epoch: epoch, right: nil, left: nil, logger: logger) }
+        guard worldSize > 1 else { return TCPTransport(rank: 0, worldSize: 1, epoch: epoch, right: nil, left: nil, logger: logger, protection: protection) }
         let deadline = Deadline(after: timeout)
         // Listen on the interface that reaches the rendezvous server.
         let registration = try RendezvousClient.open(server: server.host, port: server.port, rank: rank, credentials: credentials, deadline: deadline)
@@ -119,11 +122,13 @@ public final class TCPTransport: Transport, @unchecked Sendable {
         let table = try RendezvousClient.exchange(
             registration, server: server.host, port: server.port, rank: rank, worldSize: worldSize,
             endpoint: PeerTable.Endpoint(host: localHost, port: listener.localPort), deadline: deadline)
-        return try connect(rank: rank, table: table, listener: listener, credentials: credentials, epoch: epoch, deadline: deadline, logger: logger)
+        return try connect(rank: rank, table: table, listener: listener, credentials: credentials, epoch: epoch, deadline: deadline,
+                           protection: protection, logger: logger)
     }
 
     static func connect(
-        rank: Int, table: PeerTable, listener: Socket, credentials: JobCredentials, epoch: UInt64, deadline: Deadline, logger: Logger
+        rank: Int, table: PeerTable, listener: Socket, credentials: JobCredentials, epoch: UInt64, deadline: Deadline,
+        protection: WireProtection = .none, logger: Logger
     ) throws -> TCPTransport {
         let worldSize = table.endpoints.count
         let leftRank = (rank - 1 + worldSize) % worldSize, rightRank = (rank + 1) % worldSize
@@ -150,7 +155,7 @@ public final class TCPTransport: Transport, @unchecked Sendable {
         let right = try rightResult.get(), left = try leftResult.get()
         right.configureForData()
         left.configureForData()
-        return TCPTransport(rank: rank, worldSize: worldSize, epoch: epoch, right: right, left: left, logger: logger)
+        return TCPTransport(rank: rank, worldSize: worldSize, epoch: epoch, right: right, left: left, logger: logger, protection: protection)
     }
 
     static func acceptNeighbour(

@@ -18,6 +18,28 @@ import Testing
         }
     }
 
+    @Test(arguments: ["mac", "aead"])
+    func conformanceUnderWireProtection(_ mode: String) throws {
+        // Every collective, with payloads from empty to several segments, in 3 processes.
+        let job = try TCPJob(worldSize: 3, arguments: ["conformance", "--timeout-ms", "20000"], environment: { _ in ["PHALANX_WIRE_PROTECTION": mode] })
+        let outputs = job.workers.wait(timeout: .seconds(240))
+        for output in outputs {
+            #expect(output.status == 0, "rank \(output.rank): \(output.stdout) \(output.stderr.suffix(500))")
+            #expect(output.result["ok"] as? Bool == true)
+            #expect((output.result["failures"] as? [String])?.isEmpty == true)
+        }
+    }
+
+    @Test func membersWithDifferentWireProtectionsAreToldWhy() throws {
+        let job = try TCPJob(worldSize: 2, arguments: ["checksum", "--timeout-ms", "5000"], environment: { rank in
+            ["PHALANX_WIRE_PROTECTION": rank == 0 ? "mac" : "none"]
+        })
+        let outputs = job.workers.wait(timeout: .seconds(60))
+        #expect(outputs.allSatisfy { $0.status != 0 })
+        let said = outputs.map(\.stderr).joined()
+        #expect(said.contains("wire protection mac, this rank expects none") || said.contains("wire protection none, this rank expects mac"), "\(said.suffix(1500))")
+    }
+
     @Test func hundredRandomAllReducesAreBitIdenticalOnEveryRank() throws {
         let job = try TCPJob(worldSize: 3, arguments: ["checksum", "--timeout-ms", "20000"])
         let outputs = job.workers.wait(timeout: .seconds(120))
@@ -75,7 +97,7 @@ import Testing
     }
 
     @Test func strangersAreRefusedAndLoggedAndTheJobGoesOn() throws {
-        let job = try TCPJob(worldSize: 2, arguments: ["conformance", "--large-count", "1000", "--timeout-ms", "20000"]) { port in
+        let job = try TCPJob(worldSize: 2, arguments: ["conformance", "--large-count", "1000", "--timeout-ms", "20000"], beforeWorkers: { port in
             // A client with the wrong secret, then one that sends garbage, before the real ranks.
             let wrong = JobCredentials(jobID: "test-job", secret: Array("not the secret".utf8))
             let deadline = Deadline(after: .seconds(10))
@@ -88,7 +110,7 @@ import Testing
             _ = try garbage.readExactly(38, deadline: deadline)
             try garbage.writeAll(Array(repeating: 0xAB, count: 200), deadline: deadline)
             #expect(throws: (any Error).self) { _ = try garbage.readExactly(1, deadline: deadline) }
-        }
+        })
         let outputs = job.workers.wait(timeout: .seconds(120))
         for output in outputs { #expect(output.result["ok"] as? Bool == true, "\(output.stdout) \(output.stderr.suffix(300))") }
         #expect(job.server.refusedConnections == 2)

@@ -9,7 +9,8 @@ struct TCPJob {
     let workers: WorkerProcesses
     let secret: String
 
-    init(worldSize: Int, arguments: [String], secret: String = JobCredentials.randomSecret(), beforeWorkers: (UInt16) throws -> Void = { _ in }) throws {
+    init(worldSize: Int, arguments: [String], secret: String = JobCredentials.randomSecret(), environment: @escaping (Int) -> [String: String] = { _ in [:] },
+         beforeWorkers: (UInt16) throws -> Void = { _ in }) throws {
         let credentials = JobCredentials(jobID: "test-job", secret: Array(secret.utf8))
         server = try RendezvousServer(host: "127.0.0.1", port: 0, worldSize: worldSize, credentials: credentials, timeout: .seconds(60))
         server.start()
@@ -21,7 +22,7 @@ struct TCPJob {
                 "PHALANX_RANK": "\(rank)", "PHALANX_WORLD_SIZE": "\(worldSize)", "PHALANX_MASTER_ADDR": "127.0.0.1",
                 "PHALANX_MASTER_PORT": "\(port)", "PHALANX_RENDEZVOUS_EXTERNAL": "1", "PHALANX_JOB_ID": "test-job",
                 "PHALANX_JOB_SECRET": secret,
-            ]
+            ].merging(environment(rank)) { _, new in new }
         }
     }
 }
