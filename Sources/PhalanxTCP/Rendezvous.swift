@@ -51,6 +51,16 @@ public final class RendezvousServer: @unchecked Sendable {
     private var outcome: Result<PeerTable, SocketError>?
     private var refused = 0
     private var gate: HandshakeGate?
+    private var onPath: (@Sendable (PeerTable) -> PeerTable)?
+
+    /// For tests of an attacker on the network path: the table the ranks get is `rewrite`'s
+    /// version of the registered one (a relay's address in place of a rank's). Set before
+    /// `start`.
+    @_spi(Testing) public func routeThroughPath(_ rewrite: @escaping @Sendable (PeerTable) -> PeerTable) {
+        lock.lock()
+        onPath = rewrite
+        lock.unlock()
+    }
     private var started = false
     /// Connections refused so far (strangers, bad secrets, garbage), for logs and tests.
     public var refusedConnections: Int {
@@ -155,7 +165,10 @@ public final class RendezvousServer: @unchecked Sendable {
             let missing = (0..<worldSize).filter { clients[$0] == nil }
             return fail(clients, SocketError("rendezvous", endpoint: ":\(port)", reason: "timed out after \(timeout): ranks \(missing) never registered"))
         }
-        let table = PeerTable(endpoints: (0..<worldSize).compactMap { clients[$0]?.1 })
+        var table = PeerTable(endpoints: (0..<worldSize).compactMap { clients[$0]?.1 })
+        lock.lock()
+        if let rewrite = onPath { table = rewrite(table) }
+        lock.unlock()
         let reply = table.encoded()
         for (_, (socket, _)) in clients { try? ControlFraming.write(reply, to: socket, deadline: Deadline(after: .seconds(5))) }
         return .success(table)
