@@ -70,6 +70,28 @@ import Testing
         #expect(difference < 1e-5, "relative difference \(difference) from the run without failure")
     }
 
+    @Test(arguments: ["mac", "aead"])
+    func underWireProtectionAKilledMemberIsSurvivedWithTheSameNumbers(_ mode: String) throws {
+        // Kept connections are realigned over protected frames; the sums do not change.
+        let job = try ElasticJob(worldSize: 4, steps: Self.steps, extra: ["--fault", "kill:2:25"], environment: ["PHALANX_WIRE_PROTECTION": mode])
+        let outputs = job.workers.wait(timeout: .seconds(90))
+        let survivors = outputs.filter { $0.rank != 2 }
+        for output in survivors {
+            #expect(output.status == 0, "member \(output.rank): \(output.stderr.suffix(800))")
+            #expect(output.done?["world_size"] as? Int == 3)
+            #expect(output.events("change").first?["kept_connections"] as? Int != nil)
+        }
+        let kept = survivors.compactMap { $0.events("change").first?["kept_connections"] as? Int }.reduce(0, +)
+        #expect(kept == 2 * (4 - 2), "kept \(kept) connection ends")
+        let redo = try #require(survivors.first?.events("change").first?["redo_step"] as? Int)
+        let hashes = Set(survivors.compactMap { $0.done?["params_hash"] as? String })
+        #expect(hashes.count == 1, "survivors disagree: \(hashes)")
+        // The same removal by plan without protection: the same bits.
+        let planned = try ElasticJob(worldSize: 4, steps: Self.steps, extra: ["--fault", "leave:2:\(redo)"])
+        let plannedHashes = Set(planned.workers.wait(timeout: .seconds(90)).filter { $0.rank != 2 }.compactMap { $0.done?["params_hash"] as? String })
+        #expect(plannedHashes == hashes, "\(mode): \(hashes) vs planned without protection \(plannedHashes)")
+    }
+
     @Test func twoFailuresInQuickSuccession() throws {
         let job = try ElasticJob(worldSize: 5, steps: Self.steps, extra: ["--fault", "kill:1:20,kill:3:21"])
         let outputs = job.workers.wait(timeout: .seconds(90))

@@ -22,7 +22,7 @@ final class ElasticJob {
     /// witness listen on the hosts' bridge.
     /// `beforeWorkers` runs with the rendezvous' port once it listens, before any member starts.
     init(worldSize: Int, steps: Int, extra: [String] = [], directory: String? = nil, hosts: NamespaceHosts? = nil,
-         beforeWorkers: ((UInt16) -> Void)? = nil) throws {
+         environment: [String: String] = [:], beforeWorkers: ((UInt16) -> Void)? = nil) throws {
         let secret = JobCredentials.randomSecret()
         let credentials = JobCredentials(jobID: "elastic-test", secret: Array(secret.utf8))
         let host = hosts?.bridgeAddress ?? "127.0.0.1"
@@ -43,6 +43,7 @@ final class ElasticJob {
         workers = try WorkerProcesses(executable: launch.executable, arguments: launch.arguments, count: worldSize) { rank in
             ElasticJob.environment(rank: rank, worldSize: worldSize, port: port, secret: secret, directory: directory, witness: witnessAddress, master: host)
                 .merging(hosts.map { $0.environment(on: rank % $0.count) } ?? [:]) { _, new in new }
+                .merging(environment) { _, new in new }
         }
     }
 
