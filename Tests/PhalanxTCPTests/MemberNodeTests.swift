@@ -36,6 +36,37 @@ import Testing
         stranger.close()
     }
 
+    @Test(arguments: [0, 1, 2, 16, 40])
+    func aControlMessageChangedOnTheWayIsRefusedAndNeverHandled(_ offsetInMessage: Int) throws {
+        // A relay in the middle flips one bit of the control frame (its head, number, payload
+        // or tag) after an untouched handshake; a replayed frame is refused likewise.
+        let server = try MemberNode(host: "127.0.0.1", credentials: credentials)
+        server.memberID = 7
+        let handled = EventCount()
+        server.start { request in
+            handled.add()
+            request.reply([1])
+        }
+        defer { server.close() }
+        let client = try MemberNode(host: "127.0.0.1", credentials: credentials)
+        defer { client.close() }
+        // The connector's handshake answer, then the intent byte, then the control frame.
+        let answer = 6 + credentials.jobID.utf8.count + 76
+        let relay = try TamperingRelay(to: server.port, tampering: .flipBit(offset: answer + 1 + offsetInMessage))
+        defer { relay.stop() }
+        let payload = Array("a membership decision".utf8)
+        #expect(throws: (any Error).self) {
+            try client.request(payload, to: MemberAddress(id: 7, host: "127.0.0.1", port: relay.port), id: 3, epoch: 5, timeout: .seconds(2))
+        }
+        let deadline = ContinuousClock.now + .seconds(3)
+        while server.refusedConnections < 1 && ContinuousClock.now < deadline { usleep(10_000) }
+        #expect(server.refusedConnections == 1)
+        #expect(handled.value == 0, "a changed control message reached the handler")
+        // The same request untouched is handled.
+        #expect(try client.request(payload, to: server.address(id: 7), id: 3, epoch: 5, timeout: .seconds(2)) == [1])
+        #expect(handled.value == 1)
+    }
+
     @Test(arguments: [0, 1, 7, 48, 5000, 700_000])
     func keptConnectionsAreRealignedAfterAnInterruptedExchange(bytesBeforeInterrupt: Int) throws {
         // Three members in a ring; member 2 leaves; 0 and 1 keep the connection 0 → 1, which is
@@ -87,4 +118,12 @@ import Testing
         for sum in sums { #expect(try sum.get().allSatisfy { $0 == 3 }) }
         nodes.forEach { $0.close() }
     }
+}
+
+/// A thread-safe counter.
+final class EventCount: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
