@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Crypto
 import Foundation
 import Logging
 
@@ -71,6 +72,18 @@ public struct JobCredentials: Sendable, Equatable {
         if bare == "::1" || bare.lowercased() == "localhost" { return true }
         guard let address = try? Socket.resolve(bare, port: 0) else { return false }
         return UInt32(bigEndian: address.sin_addr.s_addr) >> 24 == 127
+    }
+
+    /// Credentials for the workers of incarnation `incarnation` of this job, derived with
+    /// HKDF-SHA256 (hex-encoded, as launchers hand them over in the environment): node agents
+    /// give their workers these instead of the job's own secret, so a worker's environment
+    /// never holds the secret the agents share, and each incarnation's workers have their own.
+    public func forWorkers(incarnation: Int) -> JobCredentials {
+        let key = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: secret), salt: Array(jobID.utf8),
+                                         info: Array("phalanx workers 1".utf8) + Wire.bytes(UInt64(bitPattern: Int64(incarnation))),
+                                         outputByteCount: 32)
+        let hex = key.withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
+        return JobCredentials(jobID: jobID, secret: Array(hex.utf8))
     }
 
     /// A fresh random secret of `byteCount` bytes, hex-encoded (what launchers hand their workers).

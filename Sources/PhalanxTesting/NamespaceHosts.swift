@@ -82,11 +82,16 @@ public final class NamespaceHosts {
     /// a launcher's agent and its workers). Returns how many were killed.
     @discardableResult
     public func killEverything(on index: Int) -> Int {
-        let listing = (try? WorkerProcesses(executable: "/usr/sbin/ip", arguments: ["netns", "pids", namespace(index)], count: 1) { _ in [:] }
-            .wait(timeout: .seconds(30))[0].stdout) ?? ""
-        let pids = listing.split(whereSeparator: \.isWhitespace).compactMap { Int32($0) }
+        let pids = processes(on: index)
         for pid in pids { kill(pid, SIGKILL) }
         return pids.count
+    }
+
+    /// The PIDs of every process running in host `index`'s namespace.
+    public func processes(on index: Int) -> [Int32] {
+        let listing = (try? WorkerProcesses(executable: "/usr/sbin/ip", arguments: ["netns", "pids", namespace(index)], count: 1) { _ in [:] }
+            .wait(timeout: .seconds(30))[0].stdout) ?? ""
+        return listing.split(whereSeparator: \.isWhitespace).compactMap { Int32($0) }
     }
 
     /// The environment that puts a process started by `inNamespace` on host `index`.

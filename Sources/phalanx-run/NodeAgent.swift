@@ -207,7 +207,8 @@ final class NodeAgent: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let running = witnesses[generation] { return running.environmentValue }
-        guard let started = try? WitnessServer(host: localHost, credentials: credentials, votes: store.witnessVotes(generation: generation),
+        guard let started = try? WitnessServer(host: localHost, credentials: credentials.forWorkers(incarnation: generation),
+                                                votes: store.witnessVotes(generation: generation),
                                                 logger: logger) else { return nil }
         started.start()
         witnesses[generation] = started
@@ -371,6 +372,9 @@ final class NodeAgent: @unchecked Sendable {
             "PHALANX_PEERS_FILE": peersFile, "PHALANX_HOST": localHost,
             "PHALANX_MIN_MEMBERS": "\(configuration.minNodes * configuration.workersPerNode)",
             "PHALANX_MAX_MEMBERS": "\(configuration.maxNodes * configuration.workersPerNode)",
+            // The incarnation's own secret (it takes precedence over a PHALANX_JOB_SECRET_FILE
+            // the workers inherit): workers never see the one the agents share.
+            "PHALANX_JOB_SECRET": String(decoding: credentials.forWorkers(incarnation: answer.generation).secret, as: UTF8.self),
         ]
         if let witness = witness(generation: answer.generation) ?? answer.witness { environment["PHALANX_WITNESS"] = witness }
         if let outDir = configuration.outDir { environment["PHALANX_OUT_DIR"] = outDir }

@@ -58,6 +58,11 @@ struct NodeAgentTests {
         let first = try Self.agents(namespaces, on: [0, 1, 2], nodes: "2:4", trainer: trainer + ["--save", "\(out)/w-{member}.safetensors"])
         defer { for index in 0..<4 { namespaces.killEverything(on: index) } }
         try #require(Self.waitForCheckpoint(300, [first], timeout: .seconds(90)), "\(first.stderrSoFar(0).suffix(2000))")
+        // The workers hold their incarnation's own secret, never the one the agents share.
+        let environments = namespaces.processes(on: 1).compactMap { FileManager.default.contents(atPath: "/proc/\($0)/environ") }
+            .map { String(decoding: $0, as: UTF8.self) }.filter { $0.contains("PHALANX_ELASTIC=1") }
+        #expect(environments.count == 2)
+        #expect(environments.allSatisfy { $0.contains("PHALANX_JOB_SECRET=") && !$0.contains("node-agent-test-secret") })
         // Node 1 fails whole: its agent and both workers.
         #expect(Self.killed(namespaces, 1) >= 3)
         try #require(Self.waitForCheckpoint(500, [first], timeout: .seconds(60)), "the job did not go on: \(first.stderrSoFar(0).suffix(3000)) \(first.stderrSoFar(2).suffix(3000))")

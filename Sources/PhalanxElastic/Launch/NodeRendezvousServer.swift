@@ -136,10 +136,11 @@ public final class NodeRendezvousServer: @unchecked Sendable {
         defer { lock.unlock() }
         if let formed {
             do {
-                let rendezvous = try RendezvousServer(host: host, port: 0, worldSize: formed.worldSize, credentials: credentials,
+                let workers = credentials.forWorkers(incarnation: formed.generation)
+                let rendezvous = try RendezvousServer(host: host, port: 0, worldSize: formed.worldSize, credentials: workers,
                                                       timeout: .seconds(300), logger: logger)
                 rendezvous.start()
-                let witness = hostsWitness ? try WitnessServer(host: host, credentials: credentials, logger: logger) : nil
+                let witness = hostsWitness ? try WitnessServer(host: host, credentials: workers, logger: logger) : nil
                 witness?.start()
                 incarnations[formed.generation] = (rendezvous, witness)
                 logger.info("node rendezvous: incarnation \(formed.generation) formed with \(formed.worldSize) workers")
