@@ -47,6 +47,14 @@ public final class LoopbackCapture: @unchecked Sendable {
 
     deinit { stop() }
 
+    /// Whether this process may open a packet socket (root, or CAP_NET_RAW).
+    public static var isAvailable: Bool {
+        let fd = socket(17, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Int32(UInt16(0x0800).bigEndian))
+        guard fd >= 0 else { return false }
+        close(fd)
+        return true
+    }
+
     private func loop() {
         defer { finished.signal() }
         var buffer = [UInt8](repeating: 0, count: 65_536)

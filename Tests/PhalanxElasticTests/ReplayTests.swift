@@ -6,7 +6,7 @@ import Testing
 /// member processes on loopback, the capture through a packet socket. Heartbeats are UDP
 /// datagrams; alerts and the other membership messages travel as control messages, each on
 /// a connection of its own that starts with a handshake.
-@Suite(.serialized, .enabled(if: getuid() == 0, "capturing loopback traffic needs root"))
+@Suite(.serialized, .enabled(if: LoopbackCapture.isAvailable, "capturing loopback traffic needs a packet socket (root or CAP_NET_RAW)"))
 struct ReplayTests {
     static func port(of rank: Int, in job: ElasticJob) -> UInt16? {
         job.workers.stdoutSoFar(rank).split(separator: "\n").compactMap { line -> UInt16? in
