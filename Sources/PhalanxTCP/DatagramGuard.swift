@@ -9,13 +9,15 @@ import Foundation
 ///     number = the sender's clock in microseconds, made strictly increasing
 ///
 /// A receiver takes a datagram only when its number is above every one it took from that
-/// sender, and not older than a minute before the receiver started: a captured datagram
-/// replayed later is refused, and so is a stale one that arrives after a newer one.
+/// sender: a captured datagram replayed later is refused, and so is a stale one that arrives
+/// after a newer one. Numbers are compared per sender only, never with the receiver's clock, so
+/// clocks that disagree between hosts do no harm. (A datagram captured from an earlier process
+/// that had the same member id could be taken once, before the current one's first datagram
+/// arrives; receivers also check the epoch, which limits it further.)
 public final class DatagramGuard: @unchecked Sendable {
     /// Length of a tag.
     public static let tagSize = 16
     private let key: SymmetricKey
-    private let oldestAccepted: UInt64
     private let lock = NSLock()
     private var lastSent: UInt64 = 0
     private var newest: [Int: UInt64] = [:]
@@ -25,7 +27,6 @@ public final class DatagramGuard: @unchecked Sendable {
     public init(credentials: JobCredentials, purpose: String) {
         key = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: credentials.secret), salt: Array(credentials.jobID.utf8),
                                      info: Array("phalanx datagram 1".utf8) + Array(purpose.utf8), outputByteCount: 32)
-        oldestAccepted = Self.clockMicroseconds() &- 60_000_000
     }
 
     /// Microseconds since 1970 by the wall clock (numbers must grow across processes too).
@@ -49,12 +50,12 @@ public final class DatagramGuard: @unchecked Sendable {
         MessageAuthentication.constantTimeEqual(self.tag(body), tag)
     }
 
-    /// Takes `number` from `sender` if it is newer than every number taken from it and not
-    /// older than a minute before this guard was made; false (and counted) otherwise.
+    /// Takes `number` from `sender` if it is newer than every number taken from it; false (and
+    /// counted) otherwise.
     public func accept(number: UInt64, from sender: Int) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        guard number > (newest[sender] ?? 0), number >= oldestAccepted else {
+        guard number > (newest[sender] ?? 0) else {
             refused += 1
             return false
         }

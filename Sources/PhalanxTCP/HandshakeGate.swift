@@ -21,10 +21,22 @@ final class HandshakeGate: @unchecked Sendable {
     struct Limits: Sendable {
         /// Time from accept to a complete, valid answer.
         var deadline: Duration = .seconds(2)
-        /// Unfinished handshakes at once, from everywhere.
-        var maximumPending = 1024
-        /// Unfinished handshakes at once from one source address.
-        var maximumPerSource = 256
+        /// Unfinished handshakes at once, from everywhere: 1,024, or an eighth of the process's
+        /// descriptor limit when that is lower (a process has several listeners, and strangers
+        /// must never take the descriptors its rings and checkpoints need).
+        var maximumPending = Limits.pendingForDescriptorLimit
+        /// Unfinished handshakes at once from one source address (a quarter of the above).
+        var maximumPerSource = Limits.pendingForDescriptorLimit / 4
+        /// Connections accepted in one pass before the gate reads what arrived (so a flood
+        /// cannot keep it accepting while real peers wait).
+        var acceptsPerPass = 64
+
+        static let pendingForDescriptorLimit: Int = {
+            var limit = rlimit()
+            guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 128 }
+            let soft = limit.rlim_cur == rlim_t.max ? UInt64(1 << 20) : UInt64(limit.rlim_cur)
+            return Int(max(16, min(1024, soft / 8)))
+        }()
     }
 
     private struct Pending {
@@ -89,7 +101,8 @@ final class HandshakeGate: @unchecked Sendable {
     }
 
     /// Stops the thread (within 100 ms) and closes every unfinished handshake; the listener is
-    /// the caller's to close.
+    /// the caller's to close. Never call it from the gate's own callbacks (it waits for that
+    /// thread).
     func stop() {
         lock.lock()
         stopped = true
@@ -105,22 +118,37 @@ final class HandshakeGate: @unchecked Sendable {
         return stopped
     }
 
+    /// Refusals not logged yet, and when the last log line was written: a flood is summed up
+    /// once a second instead of a line per connection (gate thread only).
+    private var unlogged = 0
+    private var lastLog = ContinuousClock.now - .seconds(2)
+
     private func refuse(_ pending: Pending, _ reason: String) {
         lock.lock()
         refused += 1
         lock.unlock()
-        logger.warning("refused \(pending.socket.endpoint) before it authenticated: \(reason)")
         pending.socket.close()
+        unlogged += 1
+        let now = ContinuousClock.now
+        guard now - lastLog >= .seconds(1) else { return }
+        let others = unlogged - 1
+        logger.warning("refused \(pending.socket.endpoint) before it authenticated: \(reason)\(others > 0 ? " (and \(others) more connection(s) in the last second)" : "")")
+        unlogged = 0
+        lastLog = now
     }
 
     private func loop() {
         var pending: [Pending] = []
+        var perSource: [String: Int] = [:]
         var arrivals = 0
+        // After accept failed for want of descriptors: leave the listener alone until then.
+        var acceptAgainAt = ContinuousClock.now
         defer { for connection in pending { connection.socket.close() } }
         while !isStopped {
             let now = ContinuousClock.now
             let nearest = pending.map(\.deadline).min().map { max(0, ($0 - now) / .milliseconds(1)) } ?? 100
-            var entries = [pollfd(fd: listener.descriptor, events: Int16(POLLIN), revents: 0)]
+            let listening = now >= acceptAgainAt
+            var entries = [pollfd(fd: listening ? listener.descriptor : -1, events: Int16(POLLIN), revents: 0)]
             entries += pending.map { pollfd(fd: $0.socket.descriptor, events: Int16(POLLIN), revents: 0) }
             let ready = poll(&entries, nfds_t(entries.count), Int32(min(100, nearest + 1)))
             if ready < 0, errno != EINTR {
@@ -133,6 +161,7 @@ final class HandshakeGate: @unchecked Sendable {
                 if entries[index + 1].revents != 0 {
                     if let outcome = read(&pending[index]) {
                         let connection = pending.remove(at: index)
+                        perSource[connection.source, default: 1] -= 1
                         switch outcome {
                         case let .failure(reason): refuse(connection, reason.description)
                         case let .success(peer): authenticated(connection.socket, peer)
@@ -144,23 +173,47 @@ final class HandshakeGate: @unchecked Sendable {
             let later = ContinuousClock.now
             pending.removeAll { connection in
                 guard later >= connection.deadline else { return false }
+                perSource[connection.source, default: 1] -= 1
                 refuse(connection, "no complete handshake within \(limits.deadline)")
                 return true
             }
-            if entries[0].revents != 0 { acceptAll(into: &pending, arrivals: &arrivals) }
+            if listening, entries[0].revents != 0, !acceptSome(into: &pending, perSource: &perSource, arrivals: &arrivals) {
+                acceptAgainAt = ContinuousClock.now + .milliseconds(100)
+            }
+            perSource = perSource.filter { $0.value > 0 }
+            flushRefusals()
         }
+        flushRefusals(force: true)
     }
 
-    private func acceptAll(into pending: inout [Pending], arrivals: inout Int) {
-        while let socket = try? listener.accept(deadline: Deadline(after: .zero)) {
+    /// Logs the refusals the last second's summary line did not name yet.
+    private func flushRefusals(force: Bool = false) {
+        let now = ContinuousClock.now
+        guard unlogged > 0, force || now - lastLog >= .seconds(1) else { return }
+        logger.warning("refused \(unlogged) more connection(s) before they authenticated")
+        unlogged = 0
+        lastLog = now
+    }
+
+    /// Accepts up to `limits.acceptsPerPass` waiting connections and sends each the hello;
+    /// false when accepting failed (out of descriptors: the caller waits a little).
+    private func acceptSome(into pending: inout [Pending], perSource: inout [String: Int], arrivals: inout Int) -> Bool {
+        for _ in 0..<limits.acceptsPerPass where !isStopped {
+            let accepted: Socket?
+            do { accepted = try listener.accept(deadline: Deadline(after: .zero)) } catch {
+                logger.error("handshake gate: accept failed: \(error)")
+                return false
+            }
+            guard let socket = accepted else { return true }
             let source = String(socket.endpoint.split(separator: ":").first ?? "")
-            let fromSource = pending.filter { $0.source == source }
-            if fromSource.count >= limits.maximumPerSource, let oldest = fromSource.min(by: { $0.order < $1.order }) {
-                pending.removeAll { $0.order == oldest.order }
-                refuse(oldest, "more than \(limits.maximumPerSource) unfinished handshakes from \(source)")
-            } else if pending.count >= limits.maximumPending, let oldest = pending.min(by: { $0.order < $1.order }) {
-                pending.removeAll { $0.order == oldest.order }
-                refuse(oldest, "more than \(limits.maximumPending) unfinished handshakes")
+            if perSource[source, default: 0] >= limits.maximumPerSource,
+               let oldest = pending.indices.filter({ pending[$0].source == source }).min(by: { pending[$0].order < pending[$1].order }) {
+                refuse(pending.remove(at: oldest), "more than \(limits.maximumPerSource) unfinished handshakes from \(source)")
+                perSource[source, default: 1] -= 1
+            } else if pending.count >= limits.maximumPending, let oldest = pending.indices.min(by: { pending[$0].order < pending[$1].order }) {
+                let dropped = pending.remove(at: oldest)
+                perSource[dropped.source, default: 1] -= 1
+                refuse(dropped, "more than \(limits.maximumPending) unfinished handshakes")
             }
             socket.setNoDelay()
             let nonce = Handshake.nonce()
@@ -172,7 +225,9 @@ final class HandshakeGate: @unchecked Sendable {
                 continue
             }
             pending.append(connection)
+            perSource[source, default: 0] += 1
         }
+        return true
     }
 
     /// Reads what `connection` sent; a result once the handshake is over either way.

@@ -143,7 +143,8 @@ public final class RendezvousServer: @unchecked Sendable {
         let deadline = Deadline(after: timeout)
         let registry = Registry()
         // Handshakes run in the gate, all at once: silent strangers cannot hold up real ranks.
-        let gate = HandshakeGate(listener: listener, credentials: credentials, purpose: .rendezvous, logger: logger, identity: { -1 }) { [self] socket, peer in
+        let gate = HandshakeGate(listener: listener, credentials: credentials, purpose: .rendezvous, logger: logger, identity: { -1 }) { [weak self] socket, peer in
+            guard let self else { return socket.close() }
             Thread { [self] in register(socket, peer, registry, deadline: Deadline(min(deadline.instant, .now + .seconds(5)))) }.start()
         }
         lock.lock()
@@ -153,6 +154,16 @@ public final class RendezvousServer: @unchecked Sendable {
         defer {
             gate.stop()
             listener.close()
+            // The ranks' connections end here (they close their side once they have the table).
+            registry.condition.lock()
+            let registered = registry.clients.values.map(\.0)
+            registry.clients = [:]
+            registry.condition.unlock()
+            for socket in registered { socket.close() }
+            lock.lock()
+            refused += gate.refusedConnections
+            self.gate = nil
+            lock.unlock()
         }
         registry.condition.lock()
         while registry.clients.count < worldSize, !deadline.hasPassed {
@@ -192,8 +203,8 @@ public final class RendezvousServer: @unchecked Sendable {
             let host = String(decoding: body[14..<(14 + hostLength)], as: UTF8.self)
             let port = UInt16(body[14 + hostLength]) << 8 | UInt16(body[15 + hostLength])
             registry.condition.lock()
-            defer { registry.condition.unlock() }
             guard !registry.closed else {
+                registry.condition.unlock()
                 socket.close()
                 return
             }
@@ -205,6 +216,8 @@ public final class RendezvousServer: @unchecked Sendable {
             }
             guard size == worldSize, rank == peer.rank, rank >= 0, rank < worldSize, registry.clients[rank] == nil else {
                 let reason = "rank \(rank) of \(size) does not fit a job of \(worldSize) ranks\(registry.clients[rank] != nil ? " (rank taken)" : "")"
+                registry.condition.unlock()
+                // Answered outside the lock: a slow reader delays nobody else.
                 send(error: reason, to: socket, deadline: step)
                 socket.close()
                 countRefusal()
@@ -213,6 +226,7 @@ public final class RendezvousServer: @unchecked Sendable {
             }
             registry.clients[rank] = (socket, PeerTable.Endpoint(host: host, port: port))
             registry.condition.broadcast()
+            registry.condition.unlock()
         } catch {
             countRefusal()
             logger.warning("rendezvous refused \(socket.endpoint): \(error)")

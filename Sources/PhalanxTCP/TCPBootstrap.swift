@@ -16,13 +16,14 @@ public enum TCPBootstrap {
         timeout: Duration = .seconds(60), logger: Logger = Logger(label: "phalanx.tcp")
     ) throws -> RingCommunicator {
         let environment = try environment ?? LaunchEnvironment.detect(from: variables)
+        let protection = try WireProtection.fromEnvironment(variables)
         let credentials = try JobCredentials.fromEnvironment(
             variables, addresses: [environment.masterAddress] + [variables["PHALANX_HOST"]].compactMap { $0 }, logger: logger)
         let server = try RendezvousServer.hostedByThisRank(environment, variables: variables, credentials: credentials, timeout: timeout, logger: logger)
         let transport = try TCPTransport.connect(
             rank: environment.rank, worldSize: environment.worldSize,
             server: PeerTable.Endpoint(host: environment.masterAddress, port: environment.masterPort),
-            credentials: credentials, timeout: timeout, protection: try WireProtection.fromEnvironment(variables), logger: logger)
+            credentials: credentials, timeout: timeout, protection: protection, logger: logger)
         if let server, case let .failure(error) = server.wait() { throw error }
         return RingCommunicator(transport: transport)
     }

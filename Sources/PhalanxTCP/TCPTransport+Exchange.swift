@@ -53,6 +53,8 @@ extension TCPTransport {
             }
         }
 
+        // The trailers and ciphertext must outlive every sendmsg that points into them.
+        defer { withExtendedLifetime(sealed) {} }
         while sent < sendTotal || receiving {
             var moved = false
             // Send what the socket takes.

@@ -83,8 +83,8 @@ struct ReplayTests {
         // Found by its missing heartbeats (the other survivor learns it from the finder).
         let reasons = outputs.prefix(2).compactMap { $0.events("change").first?["reason"] as? String }
         #expect(reasons.contains { $0.contains("no heartbeat") }, "\(reasons)")
-        let refusals = outputs.prefix(2).map { $0.stderr.components(separatedBy: "it does not know the job secret").count - 1 }.reduce(0, +)
-        #expect(refusals >= streams.count, "\(refusals) refusals logged for \(streams.count) replays")
+        // Refusals are logged once a second with a count of the others; the first names why.
+        #expect(outputs.prefix(2).contains { $0.stderr.contains("it does not know the job secret") }, "no refusal was logged")
         #expect(detection < .seconds(5), "the hung member was found after \(detection)")
         #expect(try job.weights(member: 0) == job.weights(member: 1))
     }
