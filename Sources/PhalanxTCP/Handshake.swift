@@ -54,14 +54,12 @@ enum Handshake {
         return connectorHeadSize + idLength + 4 + 8 + 32 + 32
     }
 
-    /// Checks the connector's complete `message` against `nonceA` and returns who it is and
-    /// the acceptor's reply. With `expectedRank`/`expectedEpoch`, a connector that proves the
-    /// secret but is not the expected peer is refused before the acceptor answers, so it never
-    /// believes it is connected.
+    /// Checks the connector's complete `message` against `nonceA` and returns who it is, the
+    /// acceptor's reply and the connection's keys. (`HandshakeGate` runs this for every accepted
+    /// connection; it may still refuse an authenticated peer before sending the reply.)
     /// - Throws: `HandshakeError`.
     static func answer(
-        _ message: [UInt8], nonceA: [UInt8], credentials: JobCredentials, purpose: Purpose, rank: Int, from endpoint: String,
-        expectedRank: Int? = nil, expectedEpoch: UInt64? = nil
+        _ message: [UInt8], nonceA: [UInt8], credentials: JobCredentials, purpose: Purpose, rank: Int, from endpoint: String
     ) throws -> (peer: Peer, reply: [UInt8], keys: SessionKeys) {
         let idLength = try connectorMessageLength(head: message[...], from: endpoint) - connectorHeadSize - 76
         guard message.count == connectorHeadSize + idLength + 76 else { throw HandshakeError.garbage(from: endpoint) }
@@ -74,31 +72,10 @@ enum Handshake {
         guard jobID == credentials.jobID else { throw HandshakeError.wrongJob(from: endpoint, jobID: jobID) }
         let expected = mac(credentials, "connect", purpose, rank: peerRank, epoch: peerEpoch, nonceA, nonceC)
         guard MessageAuthentication.constantTimeEqual(expected, macC) else { throw HandshakeError.badSecret(from: endpoint, rank: peerRank) }
-        if let expectedRank, peerRank != expectedRank { throw HandshakeError.unexpectedPeer(from: endpoint, rank: peerRank, epoch: peerEpoch) }
-        if let expectedEpoch, peerEpoch != expectedEpoch { throw HandshakeError.unexpectedPeer(from: endpoint, rank: peerRank, epoch: peerEpoch) }
         let macA = mac(credentials, "accept", purpose, rank: rank, epoch: peerEpoch, nonceC, nonceA)
         let keys = SessionKeys.derive(credentials: credentials, purpose: purpose, nonceA: nonceA, nonceC: nonceC, connectorRank: peerRank,
                                       epoch: peerEpoch, acceptorRank: rank, isConnector: false)
         return (Peer(rank: peerRank, epoch: peerEpoch), Array("PHXA".utf8) + Wire.bytes(UInt32(truncatingIfNeeded: rank)) + macA, keys)
-    }
-
-    /// The acceptor's side on one connection, blocking until `deadline`. Returns the
-    /// authenticated connector's rank and epoch. (Listeners use `HandshakeGate`, which runs this
-    /// exchange for many connections at once.)
-    static func accept(
-        _ socket: Socket, credentials: JobCredentials, purpose: Purpose, rank: Int, epoch: UInt64, deadline: Deadline,
-        expectedRank: Int? = nil, expectedEpoch: UInt64? = nil
-    ) throws -> Peer {
-        let nonceA = nonce()
-        try socket.writeAll(hello(purpose: purpose, nonce: nonceA), deadline: deadline)
-        let head = try socket.readExactly(connectorHeadSize, deadline: deadline)
-        let length = try connectorMessageLength(head: head[...], from: socket.endpoint)
-        let message = head + (try socket.readExactly(length - connectorHeadSize, deadline: deadline))
-        let (peer, reply, keys) = try answer(message, nonceA: nonceA, credentials: credentials, purpose: purpose, rank: rank, from: socket.endpoint,
-                                             expectedRank: expectedRank, expectedEpoch: expectedEpoch)
-        try socket.writeAll(reply, deadline: deadline)
-        socket.session = keys
-        return peer
     }
 
     /// The connector's side. Returns the authenticated acceptor's rank.

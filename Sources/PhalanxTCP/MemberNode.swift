@@ -106,7 +106,7 @@ public final class MemberNode: @unchecked Sendable {
         guard !running else { condition.unlock(); return }
         running = true
         condition.unlock()
-        acceptLoop(handler)
+        openGate(handler)
     }
 
     /// Stops accepting and closes the listener and every unclaimed ring connection.
@@ -123,7 +123,9 @@ public final class MemberNode: @unchecked Sendable {
         listener.close()
     }
 
-    private func acceptLoop(_ handler: @escaping @Sendable (ControlRequest) -> Void) {
+    /// Opens the listener's `HandshakeGate`: each authenticated connection is served on a
+    /// thread of its own (at most `maximumServing` at once).
+    private func openGate(_ handler: @escaping @Sendable (ControlRequest) -> Void) {
         let gate = HandshakeGate(listener: listener, credentials: credentials, purpose: .member, logger: logger,
                                  identity: { [weak self] in self?.memberID ?? MemberNode.newcomerID }) { [weak self] socket, peer in
             guard let self else { return socket.close() }

@@ -132,15 +132,16 @@ public final class TCPTransport: Transport, @unchecked Sendable {
     ) throws -> TCPTransport {
         let worldSize = table.endpoints.count
         let leftRank = (rank - 1 + worldSize) % worldSize, rightRank = (rank + 1) % worldSize
-        // Accept on another thread: both ends of every edge connect at once, and a handshake
-        // needs its acceptor to speak first.
-        let accepted = AcceptResult()
-        let acceptor = Thread {
-            accepted.set(Result {
-                try acceptNeighbour(leftRank, listener: listener, rank: rank, credentials: credentials, epoch: epoch, deadline: deadline, logger: logger)
-            })
+        // Both ends of every edge connect at once, and a handshake needs its acceptor to speak
+        // first: the left neighbour comes through the gate's thread while this one connects to
+        // the right. Strangers and silent connections wait in the gate; the first connection
+        // that proves to be rank `leftRank` at `epoch` is the left neighbour.
+        let neighbour = FirstSocket()
+        let gate = HandshakeGate(listener: listener, credentials: credentials, purpose: .ring, logger: logger, identity: { rank },
+                                 admit: { $0.rank == leftRank && $0.epoch == epoch }) { socket, _ in
+            if !neighbour.offer(socket) { socket.close() }
         }
-        acceptor.start()
+        gate.start()
         let rightResult = Result<Socket, Error> {
             let endpoint = table.endpoints[rightRank]
             let socket = try Socket.connect(host: endpoint.host, port: endpoint.port, deadline: deadline)
@@ -150,64 +151,41 @@ public final class TCPTransport: Transport, @unchecked Sendable {
             }
             return socket
         }
-        let leftResult = accepted.wait()
+        let accepted = neighbour.wait(until: deadline)
+        gate.stop()
         listener.close()
-        let right = try rightResult.get(), left = try leftResult.get()
+        let right = try rightResult.get()
+        guard let left = accepted else {
+            throw SocketError("accept", endpoint: listener.endpoint, reason: "timed out waiting for rank \(leftRank) to connect")
+        }
         right.configureForData()
         left.configureForData()
         return TCPTransport(rank: rank, worldSize: worldSize, epoch: epoch, right: right, left: left, logger: logger, protection: protection)
     }
-
-    static func acceptNeighbour(
-        _ expected: Int, listener: Socket, rank: Int, credentials: JobCredentials, epoch: UInt64, deadline: Deadline, logger: Logger
-    ) throws -> Socket {
-        // Strangers and silent connections wait in the gate; the first connection that proves
-        // to be rank `expected` at `epoch` is the left neighbour.
-        let neighbour = AcceptResult()
-        let gate = HandshakeGate(listener: listener, credentials: credentials, purpose: .ring, logger: logger, identity: { rank },
-                                 admit: { $0.rank == expected && $0.epoch == epoch }) { socket, _ in
-            if !neighbour.offer(socket) { socket.close() }
-        }
-        gate.start()
-        defer { gate.stop() }
-        guard let socket = try neighbour.wait(until: deadline)?.get() else {
-            throw SocketError("accept", endpoint: listener.endpoint, reason: "timed out waiting for rank \(expected) to connect")
-        }
-        return socket
-    }
 }
 
-/// The acceptor thread's result, handed over under a lock.
-final class AcceptResult: @unchecked Sendable {
+/// The first socket handed over by another thread (the gate's), under a lock.
+final class FirstSocket: @unchecked Sendable {
     private let semaphore = DispatchSemaphore(value: 0)
+    // Guarded by `lock`.
     private let lock = NSLock()
-    private var result: Result<Socket, Error>?
-    /// Sets `socket` as the result unless one is set already; false then.
+    private var socket: Socket?
+
+    /// Keeps `socket` unless one was kept already; false then (the caller closes it).
     func offer(_ socket: Socket) -> Bool {
         lock.lock()
-        let first = result == nil
-        if first { result = .success(socket) }
+        let first = self.socket == nil
+        if first { self.socket = socket }
         lock.unlock()
         if first { semaphore.signal() }
         return first
     }
-    func set(_ value: Result<Socket, Error>) {
-        lock.lock()
-        result = value
-        lock.unlock()
-        semaphore.signal()
-    }
-    func wait() -> Result<Socket, Error> {
-        semaphore.wait()
-        lock.lock()
-        defer { lock.unlock() }
-        return result ?? .failure(SocketError("accept", endpoint: "", reason: "no result"))
-    }
-    /// The result, or nil when none came before `deadline`.
-    func wait(until deadline: Deadline) -> Result<Socket, Error>? {
+
+    /// The socket, or nil when none came before `deadline`.
+    func wait(until deadline: Deadline) -> Socket? {
         guard semaphore.wait(timeout: .now() + .milliseconds(Int(deadline.pollMilliseconds))) == .success else { return nil }
         lock.lock()
         defer { lock.unlock() }
-        return result
+        return socket
     }
 }
