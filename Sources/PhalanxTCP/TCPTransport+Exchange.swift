@@ -55,6 +55,18 @@ extension TCPTransport {
 
         // The trailers and ciphertext must outlive every sendmsg that points into them.
         defer { withExtendedLifetime(sealed) {} }
+        /// Receives what the left connection has, up to `count` bytes into `pointer`: the
+        /// count, 0 when nothing is there yet; a close or an error is the neighbour's failure.
+        func receiveLeft(_ pointer: UnsafeMutableRawPointer, _ count: Int, midMessage: Bool) throws -> Int {
+            let n = recv(left.descriptor, pointer, count, 0)
+            if n == 0 {
+                throw failure(.connectionLost, peer: leftRank, "connection from rank \(leftRank) closed\(midMessage ? " mid-message" : "") (it exited or was killed)")
+            }
+            guard n < 0 else { return n }
+            let code = errno
+            if code == EAGAIN || code == EWOULDBLOCK || code == EINTR { return 0 }
+            throw failure(.connectionLost, peer: leftRank, "receiving from rank \(leftRank) failed: \(String(cString: strerror(code)))")
+        }
         while sent < sendTotal || receiving {
             var moved = false
             // Send what the socket takes.
@@ -92,11 +104,7 @@ extension TCPTransport {
             // Receive what has arrived: the header first, then the payload into place.
             if receiving, let expected {
                 if headerCount < Wire.headerSize {
-                    let n = receivedHeader.withUnsafeMutableBytes { recv(left.descriptor, $0.baseAddress! + headerCount, Wire.headerSize - headerCount, 0) }
-                    if n == 0 { throw failure(.connectionLost, peer: leftRank, "connection from rank \(leftRank) closed (it exited or was killed)") }
-                    if n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
-                        throw failure(.connectionLost, peer: leftRank, "receiving from rank \(leftRank) failed: \(String(cString: strerror(errno)))")
-                    }
+                    let n = try receivedHeader.withUnsafeMutableBytes { try receiveLeft($0.baseAddress! + headerCount, Wire.headerSize - headerCount, midMessage: false) }
                     if n > 0 {
                         headerCount += n
                         moved = true
@@ -112,32 +120,20 @@ extension TCPTransport {
                     }
                 }
                 if headerCount == Wire.headerSize, var body = opened, !body.isComplete {
-                    var failedErrno: Int32 = 0
+                    let before = body.received
                     let verified: Int?
                     do {
-                        verified = try body.receive(into: incoming) { pointer, count in
-                            let n = recv(left.descriptor, pointer, count, 0)
-                            if n < 0 { failedErrno = errno }
-                            if n == 0 { throw failure(.connectionLost, peer: leftRank, "connection from rank \(leftRank) closed mid-message (it exited or was killed)") }
-                            if n < 0 && failedErrno != EAGAIN && failedErrno != EWOULDBLOCK && failedErrno != EINTR {
-                                throw failure(.connectionLost, peer: leftRank, "receiving from rank \(leftRank) failed: \(String(cString: strerror(failedErrno)))")
-                            }
-                            if n > 0 { moved = true }
-                            return n
-                        }
+                        verified = try body.receive(into: incoming) { try receiveLeft($0, $1, midMessage: true) }
                     } catch let error as WireIntegrityError {
                         opened = body
                         throw failure(.protocolViolation, peer: leftRank, "\(error) (rank \(leftRank), wire protection \(protection.rawValue))")
                     }
                     opened = body
+                    if body.received > before { moved = true }
                     if let verified { try progress(verified) }
                     if body.isComplete { receiving = false }
                 } else if headerCount == Wire.headerSize && opened == nil && payloadCount < incoming.count {
-                    let n = recv(left.descriptor, incoming.baseAddress! + payloadCount, incoming.count - payloadCount, 0)
-                    if n == 0 { throw failure(.connectionLost, peer: leftRank, "connection from rank \(leftRank) closed mid-message (it exited or was killed)") }
-                    if n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
-                        throw failure(.connectionLost, peer: leftRank, "receiving from rank \(leftRank) failed: \(String(cString: strerror(errno)))")
-                    }
+                    let n = try receiveLeft(incoming.baseAddress! + payloadCount, incoming.count - payloadCount, midMessage: true)
                     if n > 0 {
                         payloadCount += n
                         moved = true
