@@ -4,10 +4,17 @@ import Foundation
 /// and say nothing), some sending garbage, as a port scanner, a misconfigured client or an
 /// attacker would. For tests of what a flood of strangers does to a job.
 public final class ConnectionFlood: @unchecked Sendable {
+    // Guarded by `lock`: the open connections and the count of those that failed.
     private let lock = NSLock()
     private var descriptors: [Int32] = []
+    private var failures = 0
+
     /// Connections that could not be opened (refused, or reset at once).
-    public private(set) var failedToConnect = 0
+    public var failedToConnect: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return failures
+    }
 
     /// Opens nothing yet.
     public init() {}
@@ -19,19 +26,9 @@ public final class ConnectionFlood: @unchecked Sendable {
     public func open(host: String, port: UInt16, silent: Int, garbage: Int) {
         var generator = SystemRandomNumberGenerator()
         for index in 0..<(silent + garbage) {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            guard fd >= 0 else { continue }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = port.bigEndian
-            address.sin_addr.s_addr = inet_addr(host)
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard connected == 0 else {
-                Glibc.close(fd)
+            guard let fd = IPv4Socket.connect(to: host, port: port) else {
                 lock.lock()
-                failedToConnect += 1
+                failures += 1
                 lock.unlock()
                 continue
             }

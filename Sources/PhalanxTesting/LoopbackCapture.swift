@@ -17,6 +17,7 @@ public final class LoopbackCapture: @unchecked Sendable {
 
     private let descriptor: Int32
     private let keep: @Sendable (Datagram) -> Bool
+    // Guarded by `lock`: what was captured, and whether the capture thread should stop.
     private let lock = NSLock()
     private var captured: [Datagram] = []
     private var stopped = false
@@ -106,13 +107,9 @@ public final class LoopbackCapture: @unchecked Sendable {
 
     /// Sends `payload` to 127.0.0.1:`port` from a fresh UDP socket, as a replay.
     public static func send(_ payload: [UInt8], toPort port: UInt16) {
-        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return }
+        guard let fd = IPv4Socket.make(SOCK_DGRAM) else { return }
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var address = IPv4Socket.address("127.0.0.1", port: port)
         _ = payload.withUnsafeBytes { bytes in
             withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -123,19 +120,10 @@ public final class LoopbackCapture: @unchecked Sendable {
     /// `waitFor` bytes first (a handshake's opening), and returns everything the other side sent
     /// until it closed the connection or 2 s passed.
     public static func replayStream(_ bytes: [UInt8], toPort port: UInt16, after waitFor: Int) -> [UInt8] {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return [] }
+        guard let fd = IPv4Socket.connect(to: "127.0.0.1", port: port) else { return [] }
         defer { close(fd) }
         var timeout = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return [] }
         var received: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         var sent = false

@@ -21,40 +21,29 @@ public final class TamperingRelay: @unchecked Sendable {
     private let listener: Int32
     private let destination: UInt16
     private let tampering: Tampering
+    // Guarded by `lock`: whether the listener was stopped (the pumps' state is local to their
+    // threads).
     private let lock = NSLock()
-    private var forwarded = 0
     private var stopped = false
 
     /// Listens on 127.0.0.1 for one connection to relay to 127.0.0.1:`destination`.
     /// - Throws: `POSIXError` when no port can be bound.
     public init(to destination: UInt16, tampering: Tampering) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.EIO) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-        guard bound == 0, listen(fd, 4) == 0 else {
+        guard let fd = IPv4Socket.make(SOCK_STREAM) else { throw POSIXError(.EIO) }
+        do {
+            port = try IPv4Socket.bindLoopback(fd)
+            guard listen(fd, 4) == 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        } catch {
             close(fd)
-            throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO)
+            throw error
         }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
         listener = fd
-        port = UInt16(bigEndian: address.sin_port)
         self.destination = destination
         self.tampering = tampering
         Thread { [self] in relay() }.start()
     }
 
     deinit { stop() }
-
-    /// Bytes relayed from the connector so far.
-    public var bytesForwarded: Int {
-        lock.lock()
-        defer { lock.unlock() }
-        return forwarded
-    }
 
     /// Closes the listener (a connection being relayed ends when either side closes).
     public func stop() {
@@ -68,17 +57,8 @@ public final class TamperingRelay: @unchecked Sendable {
     private func relay() {
         let inbound = accept(listener, nil, nil)
         guard inbound >= 0 else { return }
-        let outbound = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = destination.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(outbound, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else {
+        guard let outbound = IPv4Socket.connect(to: "127.0.0.1", port: destination) else {
             close(inbound)
-            close(outbound)
             return
         }
         let done = DispatchGroup()
@@ -131,9 +111,6 @@ public final class TamperingRelay: @unchecked Sendable {
                     history += chunk
                     (chunk, repeated) = Self.frameTwice(history, emitted: &emitted, at: at, bodyBytes: bodyBytes)
                 }
-                lock.lock()
-                forwarded += n
-                lock.unlock()
             }
             position += n
             var sent = 0

@@ -29,11 +29,11 @@ import Testing
 
     static let credentials = JobCredentials(jobID: "gate", secret: Array("gate-secret".utf8))
 
-    static func gate(_ limits: HandshakeGate.Limits) throws -> (HandshakeGate, UInt16, Admitted) {
+    static func gate(_ limits: HandshakeGate.Limits = .init(), admit: (@Sendable (Handshake.Peer) -> Bool)? = nil) throws -> (HandshakeGate, UInt16, Admitted) {
         let listener = try Socket.listen(host: "127.0.0.1", port: 0)
         let admitted = Admitted()
         let gate = HandshakeGate(listener: listener, credentials: credentials, purpose: .ring, limits: limits,
-                                 logger: .init(label: "test"), identity: { 0 }) { admitted.add($0, $1) }
+                                 logger: .init(label: "test"), identity: { 0 }, admit: admit) { admitted.add($0, $1) }
         gate.start()
         return (gate, listener.localPort, admitted)
     }
@@ -87,14 +87,10 @@ import Testing
     }
 
     @Test func anAuthenticatedPeerThatIsNotAdmittedIsRefusedBeforeItIsAnswered() throws {
-        let listener = try Socket.listen(host: "127.0.0.1", port: 0)
-        let admitted = Admitted()
-        let gate = HandshakeGate(listener: listener, credentials: Self.credentials, purpose: .ring, logger: .init(label: "test"),
-                                 identity: { 0 }, admit: { $0.rank == 3 }) { admitted.add($0, $1) }
-        gate.start()
+        let (gate, port, admitted) = try Self.gate(admit: { $0.rank == 3 })
         defer { gate.stop() }
-        #expect(throws: (any Error).self) { try Self.connect(port: listener.localPort, rank: 4) }
-        #expect(try Self.connect(port: listener.localPort, rank: 3) == 0)
+        #expect(throws: (any Error).self) { try Self.connect(port: port, rank: 4) }
+        #expect(try Self.connect(port: port, rank: 3) == 0)
         #expect(admitted.ranks(once: 1) == [3])
     }
 }
