@@ -18,6 +18,7 @@ public final class DatagramGuard: @unchecked Sendable {
     /// Length of a tag.
     public static let tagSize = 16
     private let key: SymmetricKey
+    // Guarded by `lock`: the last number sent, the newest taken from each sender, the count refused.
     private let lock = NSLock()
     private var lastSent: UInt64 = 0
     private var newest: [Int: UInt64] = [:]

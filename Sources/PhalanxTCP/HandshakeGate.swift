@@ -57,6 +57,8 @@ final class HandshakeGate: @unchecked Sendable {
     private let identity: @Sendable () -> Int
     private let admit: (@Sendable (Handshake.Peer) -> Bool)?
     private let authenticated: @Sendable (Socket, Handshake.Peer) -> Void
+    // Guarded by `lock`: whether the thread runs or should stop, and the count of refusals.
+    // Everything else that changes belongs to the gate's thread.
     private let lock = NSLock()
     private var stopped = false
     private var running = false

@@ -82,13 +82,17 @@ public struct JobCredentials: Sendable, Equatable {
         let key = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: secret), salt: Array(jobID.utf8),
                                          info: Array("phalanx workers 1".utf8) + Wire.bytes(UInt64(bitPattern: Int64(incarnation))),
                                          outputByteCount: 32)
-        let hex = key.withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
-        return JobCredentials(jobID: jobID, secret: Array(hex.utf8))
+        return JobCredentials(jobID: jobID, secret: Array(key.withUnsafeBytes { Self.hex($0) }.utf8))
     }
 
     /// A fresh random secret of `byteCount` bytes, hex-encoded (what launchers hand their workers).
     public static func randomSecret(byteCount: Int = 32) -> String {
         var generator = SystemRandomNumberGenerator()
-        return (0..<byteCount).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return hex((0..<byteCount).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+
+    /// Two lowercase hex digits per byte.
+    private static func hex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
+        bytes.map { String(format: "%02x", $0) }.joined()
     }
 }

@@ -47,6 +47,8 @@ public final class RendezvousServer: @unchecked Sendable {
     private let timeout: Duration
     private let logger: Logger
     private let done = DispatchSemaphore(value: 0)
+    // Guarded by `lock`: the outcome, the refusals counted, the gate while it serves, the
+    // test's table rewrite and whether it started.
     private let lock = NSLock()
     private var outcome: Result<PeerTable, SocketError>?
     private var refused = 0

@@ -40,7 +40,7 @@ struct AllReduceCommand: ParsableCommand {
             ["backend": "raw loopback TCP (one stream, system congestion control)", "ranks": 2, "bytes": 512 << 20, "algbw_GBps": system / 1e9, "busbw_GBps": system / 1e9],
         ]
         var lines = rawLines
-        if json { rawLines.forEach(printJSON) }
+        if json { rawLines.forEach(emit) }
         let tcpOnly = ["--mca", "btl", "tcp,self", "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo"]
         for p in ranks.split(separator: ",").compactMap({ Int($0) }) {
             var runs: [(String, [String], [String])] = [
@@ -74,7 +74,7 @@ struct AllReduceCommand: ParsableCommand {
             if paired.count != expected {
                 FileHandle.standardError.write(Data("warning: the paired jobs at \(p) ranks produced \(paired.count) of \(expected) lines\n".utf8))
             }
-            if json { paired.forEach(printJSON) }
+            if json { paired.forEach(emit) }
             lines += paired
             for (label, mpiOptions, workerArguments) in runs {
                 let output = label.contains("TCP ring")
@@ -82,7 +82,7 @@ struct AllReduceCommand: ParsableCommand {
                     : try mpiJob(ranks: p, mpiOptions: mpiOptions, arguments: workerArguments)
                 let results = output.filter { $0["time_us"] != nil }
                 if results.count != sizes.count { FileHandle.standardError.write(Data("warning: \(label) at \(p) ranks produced \(results.count) of \(sizes.count) sizes\n".utf8)) }
-                if json { results.forEach(printJSON) }
+                if json { results.forEach(emit) }
                 lines += results
             }
         }
@@ -113,9 +113,5 @@ struct AllReduceCommand: ParsableCommand {
             count: 1
         ) { _ in ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"] }
         return withExtendedLifetime(server) { job.wait(timeout: .seconds(600)).flatMap(\.jsonLines) }
-    }
-
-    private func printJSON(_ object: [String: Any]) {
-        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) { print(String(decoding: data, as: UTF8.self)) }
     }
 }

@@ -45,7 +45,7 @@ struct ProtectionCommand: ParsableCommand {
                     guard let bytes = line["bytes"] as? Int, let time = line["time_us"] as? Double, let bus = line["busbw_GBps"] as? Double else { continue }
                     times[mode, default: [:]][bytes, default: []].append(time)
                     busbw[mode, default: [:]][bytes, default: []].append(bus)
-                    if json { printJSON(line.merging(["round": round, "protection": mode]) { a, _ in a }) }
+                    if json { emit(line.merging(["round": round, "protection": mode]) { a, _ in a }) }
                 }
             }
         }
@@ -56,18 +56,8 @@ struct ProtectionCommand: ParsableCommand {
             for mode in Self.modes {
                 let mine = times[mode]?[bytes] ?? [], base = times["none"]?[bytes] ?? []
                 let ratios = zip(mine, base).map { $0 / $1 }
-                print(String(format: "%-10@ %11d %11.1f %14.2f %10.2f", mode as NSString, bytes, median(mine), median(busbw[mode]?[bytes] ?? []), median(ratios)))
+                print(String(format: "%-10@ %11d %11.1f %14.2f %10.2f", mode as NSString, bytes, Timing.median(of: mine), Timing.median(of: busbw[mode]?[bytes] ?? []), Timing.median(of: ratios)))
             }
         }
-    }
-
-    private func median(_ values: [Double]) -> Double {
-        guard !values.isEmpty else { return .nan }
-        let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
-    }
-
-    private func printJSON(_ object: [String: Any]) {
-        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) { print(String(decoding: data, as: UTF8.self)) }
     }
 }

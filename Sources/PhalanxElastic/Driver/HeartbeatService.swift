@@ -33,7 +33,6 @@ public final class HeartbeatService: @unchecked Sendable {
     }
 
     private let socket: DatagramSocket
-    private let credentials: JobCredentials
     private let logger: Logger
     private let lock = NSLock()
     private var suspectHandler: (@Sendable (Int, Duration) -> Void)?
@@ -55,7 +54,6 @@ public final class HeartbeatService: @unchecked Sendable {
     public init(host: String, port: UInt16, credentials: JobCredentials, interval: Duration = .milliseconds(200),
                 timeout: Duration = .seconds(2), logger: Logger = Logger(label: "phalanx.heartbeat")) throws {
         socket = try DatagramSocket(host: host, port: port)
-        self.credentials = credentials
         guardian = DatagramGuard(credentials: credentials, purpose: "heartbeat")
         self.interval = interval
         self.timeout = timeout
