@@ -71,14 +71,21 @@ public struct TrainerOptions: ParsableArguments {
     /// The directory for metrics, timeline and plot, if any.
     public var outputDirectory: String? { outDir ?? ProcessInfo.processInfo.environment["PHALANX_OUT_DIR"] }
 
-    /// The planned faults from the flags and the environment.
+    /// The planned faults from the flags and the environment. A launcher's restarted attempt
+    /// (torchrun's `TORCHELASTIC_RESTART_COUNT` > 0, Slurm's `SLURM_RESTART_COUNT` > 0) runs
+    /// none: a fault is injected once, not again at the same step after every resume.
     public func faults() throws -> [Fault] {
         let environment = ProcessInfo.processInfo.environment
+        let restart = ["TORCHELASTIC_RESTART_COUNT", "SLURM_RESTART_COUNT"].lazy.compactMap { environment[$0].flatMap(Int.init) }.first ?? 0
         var list = try Fault.list(fault ?? environment["PHALANX_FAULT"] ?? "")
         let rank = killRank ?? environment["PHALANX_KILL_RANK"].flatMap(Int.init)
         let step = atStep ?? environment["PHALANX_KILL_AT_STEP"].flatMap(Int.init)
         if let rank, let step { list.append(Fault(kind: .kill, member: rank, step: step)) }
         if (rank == nil) != (step == nil) { throw ValidationError("--kill-rank and --at-step go together") }
+        if restart > 0, !list.isEmpty {
+            print("fault injection off in restart \(restart) of the job (faults are injected in its first attempt only)")
+            return []
+        }
         return list
     }
 }

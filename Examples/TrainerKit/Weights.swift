@@ -1,12 +1,15 @@
+import Foundation
 import Phalanx
 import PhalanxCheckpoint
 
 /// Weights in and out as plain safetensors (names as in the model's layout, e.g.
 /// "layers.0.weight"), readable by PyTorch and NumPy.
 public enum Weights {
-    /// Writes `model`'s parameters to `path`.
+    /// Writes `model`'s parameters to `path`, making its directory if it is missing.
     /// - Throws: `CheckpointError` when the file cannot be written.
     public static func save(_ model: Sequential, to path: String) throws {
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
         let base = UnsafeBufferPointer(model.store.values.buffer)
         let sources = model.store.layout.entries.map { entry in
             SafetensorsSource(name: entry.name, shape: entry.shape, values: UnsafeBufferPointer(rebasing: base[entry.range]))

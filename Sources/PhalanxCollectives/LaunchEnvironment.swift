@@ -7,8 +7,16 @@ import Glibc
 /// Precedence: Phalanx's own `PHALANX_RANK` / `PHALANX_WORLD_SIZE` / `PHALANX_MASTER_ADDR` /
 /// `PHALANX_MASTER_PORT`; then torchrun's `RANK` / `WORLD_SIZE` / `MASTER_ADDR` / `MASTER_PORT`;
 /// then mpirun's `OMPI_COMM_WORLD_RANK` / `OMPI_COMM_WORLD_SIZE` (and `…_LOCAL_RANK`); then
-/// Slurm's `SLURM_PROCID` / `SLURM_NTASKS` (and `SLURM_LOCALID`). The rendezvous address falls
-/// back to `127.0.0.1:29500` (torchrun's default) when no variable names it.
+/// Slurm's `SLURM_PROCID` / `SLURM_NTASKS` (and `SLURM_LOCALID`).
+///
+/// The rendezvous address is `PHALANX_MASTER_ADDR:PHALANX_MASTER_PORT`, else
+/// `MASTER_ADDR:MASTER_PORT`. Under Slurm without them it is derived: the first host of the
+/// step's node list, and port `slurmPort(job:step:)`. Elsewhere it falls back to
+/// `127.0.0.1:29500` (torchrun's default).
+///
+/// Under torchrun the agent's c10d store already holds `MASTER_PORT`
+/// (`TORCHELASTIC_USE_AGENT_STORE=True`): `agentStorePrefix` is then set, and the ranks
+/// exchange their addresses through that store instead of hosting a rendezvous of their own.
 public struct LaunchEnvironment: Sendable, Equatable {
     /// Which launcher's variables gave the rank and world size.
     public enum Source: String, Sendable, Equatable {
@@ -36,6 +44,10 @@ public struct LaunchEnvironment: Sendable, Equatable {
     public var masterPort: UInt16
     /// Where the rank and world size came from.
     public var source: Source
+    /// Under torchrun with the agent's store at `masterAddress:masterPort`: the key prefix
+    /// Phalanx's rendezvous uses in it (one per run and restart). Nil: rank 0 hosts Phalanx's
+    /// own rendezvous there.
+    public var agentStorePrefix: String?
 
     /// Makes an environment by hand.
     public init(rank: Int, worldSize: Int, localRank: Int = 0, masterAddress: String = "127.0.0.1", masterPort: UInt16 = 29500, source: Source = .phalanx) {
@@ -92,7 +104,40 @@ public struct LaunchEnvironment: Sendable, Equatable {
             guard port <= 65535 else { throw InvalidVariable(name: portName, value: String(port), reason: "not a TCP port") }
             result.masterPort = UInt16(port)
         }
+        if result.source == .slurm { try deriveSlurmRendezvous(&result, variables) }
+        if result.source == .torchrun, variables["PHALANX_MASTER_PORT"] == nil,
+           variables["TORCHELASTIC_USE_AGENT_STORE"]?.lowercased() == "true" {
+            let run = variables["TORCHELASTIC_RUN_ID"] ?? "none"
+            let attempt = variables["TORCHELASTIC_RESTART_COUNT"] ?? "0"
+            result.agentStorePrefix = "phalanx/\(run)/attempt_\(attempt)/"
+        }
         return result
+    }
+
+    /// The rendezvous port of a Slurm job step when no variable names one:
+    /// 20000 + 32 × (job mod 398) + (step mod 32), below Linux's ephemeral ports (32768 on),
+    /// different for the concurrent steps of one job and for most jobs sharing a first node.
+    public static func slurmPort(job: Int, step: Int) -> UInt16 {
+        UInt16(20000 + 32 * (job % 398) + step % 32)
+    }
+
+    /// Under Slurm, the first host of the step (else the job) and a port from the job and step
+    /// ids, unless the variables name them.
+    private static func deriveSlurmRendezvous(_ result: inout LaunchEnvironment, _ variables: [String: String]) throws {
+        if variables["PHALANX_MASTER_ADDR"] == nil, variables["MASTER_ADDR"] == nil,
+           let name = ["SLURM_STEP_NODELIST", "SLURM_JOB_NODELIST", "SLURM_NODELIST"].first(where: { variables[$0] != nil }),
+           let list = variables[name] {
+            do {
+                result.masterAddress = try SlurmHostList.first(of: list)
+            } catch let error as SlurmHostList.Malformed {
+                throw InvalidVariable(name: name, value: list, reason: error.reason)
+            }
+        }
+        if variables["PHALANX_MASTER_PORT"] == nil, variables["MASTER_PORT"] == nil, variables["SLURM_JOB_ID"] != nil {
+            let job = try integer("SLURM_JOB_ID", variables, minimum: 0)
+            let step = variables["SLURM_STEP_ID"].flatMap { Int($0) } ?? 0
+            result.masterPort = slurmPort(job: job, step: max(0, step))
+        }
     }
 
     private static func integer(_ name: String, _ variables: [String: String], minimum: Int, required: Bool = true) throws -> Int {

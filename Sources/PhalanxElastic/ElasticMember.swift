@@ -183,7 +183,8 @@ public final class ElasticMember: @unchecked Sendable {
         if environment.worldSize > 1 {
             members = try node.register(
                 rank: environment.rank, worldSize: environment.worldSize,
-                server: PeerTable.Endpoint(host: environment.masterAddress, port: environment.masterPort), timeout: options.startTimeout)
+                server: PeerTable.Endpoint(host: environment.masterAddress, port: environment.masterPort),
+                storePrefix: environment.agentStorePrefix, timeout: options.startTimeout)
         }
         if let server, case let .failure(error) = server.wait() { throw error }
         let membership = Membership(epoch: 1, members: members, nextID: environment.worldSize)

@@ -244,8 +244,16 @@ public final class MemberNode: @unchecked Sendable {
     /// Registers this node as launch rank `rank` of `worldSize` with the rendezvous at `server`
     /// and returns every initial member's address (member id = launch rank).
     /// - Throws: `SocketError`, `HandshakeError`.
-    public func register(rank: Int, worldSize: Int, server: PeerTable.Endpoint, timeout: Duration) throws -> [MemberAddress] {
+    /// With `storePrefix`, `server` is torchrun's c10d store (`LaunchEnvironment.agentStorePrefix`).
+    public func register(rank: Int, worldSize: Int, server: PeerTable.Endpoint, storePrefix: String? = nil, timeout: Duration) throws -> [MemberAddress] {
         let deadline = Deadline(after: timeout)
+        if let storePrefix {
+            let store = try TorchStoreClient(host: server.host, port: server.port, deadline: deadline)
+            defer { store.close() }
+            let table = try StoreRendezvous.exchange(
+                store, prefix: storePrefix, rank: rank, worldSize: worldSize, endpoint: PeerTable.Endpoint(host: host, port: port), deadline: deadline)
+            return table.endpoints.enumerated().map { MemberAddress(id: $0.offset, host: $0.element.host, port: $0.element.port) }
+        }
         let socket = try RendezvousClient.open(server: server.host, port: server.port, rank: rank, credentials: credentials, deadline: deadline)
         let table = try RendezvousClient.exchange(
             socket, server: server.host, port: server.port, rank: rank, worldSize: worldSize,

@@ -91,13 +91,15 @@ public final class RendezvousServer: @unchecked Sendable {
 
     /// The rendezvous this process hosts for its job, already serving: rank 0 of a job of
     /// several ranks hosts it at the master address and port, unless
-    /// `PHALANX_RENDEZVOUS_EXTERNAL=1` says a launcher does. Nil for everyone else.
+    /// `PHALANX_RENDEZVOUS_EXTERNAL=1` says a launcher does, or torchrun's agent store is used
+    /// (`agentStorePrefix`). Nil for everyone else.
     /// - Throws: `SocketError` if the port cannot be bound.
     public static func hostedByThisRank(
         _ environment: LaunchEnvironment, variables: [String: String], credentials: JobCredentials, timeout: Duration,
         logger: Logger
     ) throws -> RendezvousServer? {
-        guard environment.rank == 0, environment.worldSize > 1, variables["PHALANX_RENDEZVOUS_EXTERNAL"] != "1" else { return nil }
+        guard environment.rank == 0, environment.worldSize > 1, environment.agentStorePrefix == nil,
+              variables["PHALANX_RENDEZVOUS_EXTERNAL"] != "1" else { return nil }
         let server = try RendezvousServer(
             host: environment.masterAddress, port: environment.masterPort, worldSize: environment.worldSize,
             credentials: credentials, timeout: timeout, logger: logger)

@@ -9,7 +9,8 @@ import PhalanxCollectives
 /// ```
 public enum TCPBootstrap {
     /// Builds the ring for `environment`. Rank 0 hosts the rendezvous on
-    /// `masterAddress:masterPort` unless `PHALANX_RENDEZVOUS_EXTERNAL=1` says a launcher does.
+    /// `masterAddress:masterPort` unless `PHALANX_RENDEZVOUS_EXTERNAL=1` says a launcher does;
+    /// under torchrun the ranks meet in the agent's c10d store there instead.
     /// - Throws: `SocketError`, `HandshakeError`, `JobSecretError`, `LaunchEnvironment.InvalidVariable`.
     public static func communicator(
         environment: LaunchEnvironment? = nil, variables: [String: String] = LaunchEnvironment.processEnvironment(),
@@ -23,7 +24,7 @@ public enum TCPBootstrap {
         let transport = try TCPTransport.connect(
             rank: environment.rank, worldSize: environment.worldSize,
             server: PeerTable.Endpoint(host: environment.masterAddress, port: environment.masterPort),
-            credentials: credentials, timeout: timeout, protection: protection, logger: logger)
+            storePrefix: environment.agentStorePrefix, credentials: credentials, timeout: timeout, protection: protection, logger: logger)
         if let server, case let .failure(error) = server.wait() { throw error }
         return RingCommunicator(transport: transport)
     }

@@ -109,12 +109,25 @@ public final class TCPTransport: Transport, @unchecked Sendable {
     /// to the listener meanwhile are refused and logged.
     /// - Throws: `SocketError` (rendezvous or connection failures, timeouts naming the peer) or
     ///   `HandshakeError` when the right neighbour cannot prove the secret.
+    ///
+    /// With `storePrefix`, `server` is torchrun's c10d store and the ranks exchange their
+    /// addresses there under that prefix (`LaunchEnvironment.agentStorePrefix`).
     public static func connect(
-        rank: Int, worldSize: Int, server: PeerTable.Endpoint, credentials: JobCredentials, epoch: UInt64 = 0,
+        rank: Int, worldSize: Int, server: PeerTable.Endpoint, storePrefix: String? = nil, credentials: JobCredentials, epoch: UInt64 = 0,
         timeout: Duration = .seconds(60), protection: WireProtection = .none, logger: Logger = Logger(label: "phalanx.tcp")
     ) throws -> TCPTransport {
         guard worldSize > 1 else { return TCPTransport(rank: 0, worldSize: 1, epoch: epoch, right: nil, left: nil, logger: logger, protection: protection) }
         let deadline = Deadline(after: timeout)
+        if let storePrefix {
+            let store = try TorchStoreClient(host: server.host, port: server.port, deadline: deadline)
+            defer { store.close() }
+            let listener = try Socket.listen(host: store.localHost, port: 0)
+            let table = try StoreRendezvous.exchange(
+                store, prefix: storePrefix, rank: rank, worldSize: worldSize,
+                endpoint: PeerTable.Endpoint(host: store.localHost, port: listener.localPort), deadline: deadline)
+            return try connect(rank: rank, table: table, listener: listener, credentials: credentials, epoch: epoch, deadline: deadline,
+                               protection: protection, logger: logger)
+        }
         // Listen on the interface that reaches the rendezvous server.
         let registration = try RendezvousClient.open(server: server.host, port: server.port, rank: rank, credentials: credentials, deadline: deadline)
         let localHost = registration.localHost
