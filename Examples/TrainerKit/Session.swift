@@ -149,5 +149,6 @@ final class Session {
         if let final, final < options.minAccuracy {
             throw ValidationError(String(format: "accuracy %.4f is below --min-accuracy %.4f", final, options.minAccuracy))
         }
+        ExitReport.finished(member: member, members: worldSize)
     }
 }

@@ -14,22 +14,22 @@ public enum Trainer {
     public static func main(_ task: TrainingTask, _ options: TrainerOptions) -> Never {
         do {
             try run(task, options)
-            exit(0)
+            ExitReport.exit(0)
         } catch let finished as ElasticError where finished.isJobFinished {
             FileHandle.standardError.write(Data("\(task.name): \(finished)\n".utf8))
-            exit(0)
+            ExitReport.exit(0)
         } catch let unreachable as ElasticError where unreachable.isJobUnreachable || unreachable.isBelowMinimum {
             // No member of the job admitted this process, or too few were left and the state
             // was saved: a launcher may start the job again from its durable checkpoints
             // (phalanx-run does).
             FileHandle.standardError.write(Data("\(task.name): \(unreachable)\n".utf8))
-            exit(ElasticError.jobUnreachableExitStatus)
+            ExitReport.exit(ElasticError.jobUnreachableExitStatus)
         } catch let stop as Stopped {
             FileHandle.standardError.write(Data("\(task.name): \(stop.description)\n".utf8))
-            exit(143)
+            ExitReport.exit(143)
         } catch {
             FileHandle.standardError.write(Data("\(task.name): \(error)\n".utf8))
-            exit(1)
+            ExitReport.exit(1)
         }
     }
 

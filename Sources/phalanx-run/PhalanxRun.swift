@@ -29,6 +29,9 @@ struct PhalanxRun: ParsableCommand {
             restart budget or no worker finished, 130 after Ctrl-C/SIGTERM (workers stopped, checkpoint saved).
             """)
 
+    @Flag(help: "Wrap an mpirun command (after --): exit with the job's status (mpirun --enable-recovery exits 0 whatever happened) as soon as every surviving member finished, even where mpirun would wait on.")
+    var mpirun = false
+
     @Option(help: "Workers to start (one host).")
     var nproc: Int?
     @Option(help: "Nodes of a multi-node job: MIN:MAX or N (with --nproc-per-node and --rdzv-endpoint).")
@@ -69,6 +72,13 @@ struct PhalanxRun: ParsableCommand {
     var command: [String]
 
     func validate() throws {
+        if mpirun {
+            guard nnodes == nil, nproc == nil else { throw ValidationError("--mpirun takes no --nproc or --nnodes: mpirun's -np says how many") }
+            guard command.filter({ $0 != "--" }).first.map({ ($0 as NSString).lastPathComponent.hasPrefix("mpirun") || ($0 as NSString).lastPathComponent.hasPrefix("mpiexec") }) == true else {
+                throw ValidationError("--mpirun wraps an mpirun command: phalanx-run --mpirun -- mpirun --enable-recovery -np 4 … trainer --elastic")
+            }
+            return
+        }
         if nnodes != nil {
             guard nproc == nil else { throw ValidationError("give --nproc-per-node with --nnodes, not --nproc") }
             guard nodeRange != nil else { throw ValidationError("--nnodes must be N or MIN:MAX with 1 ≤ MIN ≤ MAX") }
@@ -122,6 +132,7 @@ struct PhalanxRun: ParsableCommand {
 
     func run() throws {
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
+        if mpirun { throw ExitCode(try MpirunWrapper.run(arguments)) }
         if nnodes != nil { return try runAgent(arguments) }
         let nproc = self.nproc ?? 1
         let secret = JobCredentials.randomSecret()
