@@ -2,7 +2,7 @@
 # Both install the missing system packages first (as root with apt-get; otherwise they print
 # the exact command to run and stop).
 
-APT_PACKAGES := libopenmpi-dev openmpi-bin libopenblas-dev libxxhash-dev pkg-config etcd-server etcd-client
+APT_PACKAGES := libopenmpi-dev openmpi-bin libopenblas-dev libxxhash-dev pkg-config etcd-server etcd-client slurm-wlm munge psmisc
 SWIFT ?= swift
 BIN := .build/release
 
@@ -25,6 +25,13 @@ deps:
 	  if [ "$$(id -u)" = "0" ]; then echo "installing Python safetensors and numpy (checkpoint interoperability tests)"; \
 	    python3 -m pip install --quiet safetensors numpy; \
 	  else echo "missing Python packages; run: python3 -m pip install safetensors numpy" >&2; exit 1; fi; }
+	@# torchrun for the launcher tests: the CPU wheel (PyPI's default pulls ~6 GB of CUDA wheels).
+	@python3 -c 'import torch.distributed.run' 2>/dev/null || { \
+	  if [ "$$(id -u)" = "0" ]; then echo "installing PyTorch (CPU) for torchrun (launcher tests)"; \
+	    python3 -m pip install --quiet "torch==2.13.0+cpu" 2>/dev/null \
+	      || python3 -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu \
+	      || python3 -m pip install --quiet torch; \
+	  else echo "missing PyTorch; run: python3 -m pip install torch --index-url https://download.pytorch.org/whl/cpu" >&2; exit 1; fi; }
 
 build: deps
 	$(SWIFT) build -c release

@@ -71,4 +71,115 @@ import Testing
         let reference = try Self.phalanxRunWeights(workers: 2, in: directory)
         #expect(restarted.allSatisfy { $0 == reference }, "the restarted job's weights differ from a fault-free run's")
     }
+
+    // MARK: Slurm
+
+    /// A fresh single-node Slurm cluster for `body`, stopped by PID afterwards.
+    static func withSlurm(_ body: (SlurmCluster, LaunchingPage, String) throws -> Void) throws {
+        let page = try LaunchingPage()
+        let cluster = try SlurmCluster(repository: page.repository)
+        defer { cluster.stop() }
+        let directory = try page.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try body(cluster, page, directory)
+    }
+
+    @Test func srunTrainsAsPhalanxRunDoes() throws {
+        try Self.withSlurm { cluster, page, directory in
+            let output = try page.start("slurm-srun", in: directory, environment: Self.rootEnvironment.merging(cluster.environment) { _, new in new })
+                .finish(timeout: .seconds(180))
+            #expect(output.status == 0, "\(Self.describe(output))")
+            let slurm = try Self.weights("slurm-2", members: 2, in: directory)
+            let reference = try Self.phalanxRunWeights(workers: 2, in: directory)
+            #expect(slurm.allSatisfy { $0 == reference }, "srun's weights differ from phalanx-run's")
+        }
+    }
+
+    @Test func srunElasticSurvivesAKilledTaskAndAdmitsAReplacementStep() throws {
+        try Self.withSlurm { cluster, page, directory in
+            let environment = Self.rootEnvironment.merging(cluster.environment) { _, new in new }
+            let job = try page.start("slurm-srun-elastic", in: directory, environment: environment)
+            let killed = job.processes.waitForMarker("killing myself with SIGKILL at step 100", count: 1, rank: 0, timeout: .seconds(120))
+            #expect(killed, "\(job.processes.stdoutSoFar(0).suffix(2000)) \(job.processes.stderrSoFar(0).suffix(2000))")
+            let replacement = try page.start("slurm-replacement", in: directory, environment: environment)
+            let joiner = replacement.finish(timeout: .seconds(180))
+            let output = job.finish(timeout: .seconds(60))
+            // srun reports the killed task's status; the survivors and the joiner finish the job.
+            #expect(output.status == 137, "\(Self.describe(output))")
+            #expect(joiner.status == 0, "\(Self.describe(joiner))")
+            #expect(output.stdout.contains("member 0: member 1 lost at step 100"), "\(Self.describe(output))")
+            #expect(joiner.stdout.contains("member 3: held-out accuracy"), "\(Self.describe(joiner))")
+            let finished = try [0, 2, 3].map { try FinalWeights.load(at: "\(directory)/slurm-elastic/weights-\($0).safetensors") }
+            #expect(finished.allSatisfy { $0 == finished[0] }, "the members disagree")
+            #expect(!FileManager.default.fileExists(atPath: "\(directory)/slurm-elastic/weights-1.safetensors"))
+        }
+    }
+
+    @Test func theSbatchExampleFinishesThroughAKilledTask() throws {
+        try Self.withSlurm { cluster, page, directory in
+            let environment = Self.rootEnvironment.merging(cluster.environment) { _, new in new }
+                .merging(["PHALANX_KILL_RANK": "1", "PHALANX_KILL_AT_STEP": "50"]) { _, new in new }
+            let output = try page.start("slurm-sbatch", in: directory, environment: environment).finish(timeout: .seconds(240))
+            #expect(output.status == 0, "\(Self.describe(output))")
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            let log = try files.first { $0.hasPrefix("digits-elastic-") && $0.hasSuffix(".out") }
+                .map { try String(contentsOfFile: "\(directory)/\($0)", encoding: .utf8) } ?? ""
+            #expect(log.contains("member 1: killing myself with SIGKILL at step 50"), "\(log.suffix(3000))")
+            #expect(log.contains("job finished: 3 member(s) saved the final weights (srun's status: 137)"), "\(log.suffix(3000))")
+            #expect(!files.contains { $0.hasSuffix(".secret") }, "the job's secret file was left behind")
+        }
+    }
+
+    // MARK: mpirun
+
+    /// Open MPI on loopback, as root, 3 ranks on 2 cores.
+    static let mpirunEnvironment = rootEnvironment.merging([
+        "OMPI_MCA_btl": "tcp,self", "OMPI_MCA_btl_tcp_if_include": "lo", "OMPI_MCA_oob_tcp_if_include": "lo",
+        "OMPI_MCA_rmaps_base_oversubscribe": "1",
+    ]) { _, new in new }
+
+    @Test func mpirunElasticEndsWithTheSurvivorsAndTheirStatus() throws {
+        let page = try LaunchingPage()
+        let directory = try page.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try LoopbackPort.free()
+        let run = try page.start("mpirun-elastic", in: directory, replacing: ["29600": "\(port)"], environment: Self.mpirunEnvironment)
+        // The survivors' last lines, then the end of the wrapped mpirun: within 5 s.
+        let survivorsDone = run.processes.waitForMarker("status=0 members=2", count: 2, rank: 0, timeout: .seconds(180))
+        let survivorsAt = ContinuousClock.now
+        let output = run.finish(timeout: .seconds(30))
+        let lingered = ContinuousClock.now - survivorsAt
+        #expect(survivorsDone, "\(Self.describe(output))")
+        #expect(lingered < .seconds(5), "mpirun ended \(lingered) after the survivors")
+        #expect(output.status == 0, "\(Self.describe(output))")
+        #expect(output.stdout.contains("phalanx-exit member=0 status=0 members=2"), "\(Self.describe(output))")
+        #expect(output.stdout.contains("phalanx-exit member=2 status=0 members=2"), "\(Self.describe(output))")
+        #expect(!output.stdout.contains("PHALANX_JOB_SECRET="), "the secret went through a variable's value")
+    }
+
+    @Test func mpirunWrapperReportsAFailedJob() throws {
+        // The same wrapped command where every member fails (an accuracy it cannot reach):
+        // mpirun --enable-recovery alone exits 0; the wrapper exits 1.
+        let page = try LaunchingPage()
+        let directory = try page.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let port = try LoopbackPort.free()
+        let run = try page.start("mpirun-elastic", in: directory, replacing: ["29600": "\(port)", "--kill-rank 1 --at-step 50": "--min-accuracy 0.999"],
+                                 environment: Self.mpirunEnvironment)
+        let output = run.finish(timeout: .seconds(180))
+        #expect(output.status == 1, "\(Self.describe(output))")
+        #expect(output.stderr.contains("mpirun ended (status 0); the job's status: 1"), "\(Self.describe(output))")
+    }
+
+    @Test func mpirunWithTheMPIBackendTrainsAsPhalanxRunDoes() throws {
+        let page = try LaunchingPage()
+        let directory = try page.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let output = try page.start("mpirun-static", in: directory, environment: Self.mpirunEnvironment).finish(timeout: .seconds(180))
+        #expect(output.status == 0, "\(Self.describe(output))")
+        let mpi = try Self.weights("mpirun-2", members: 2, in: directory)
+        let reference = try Self.phalanxRunWeights(workers: 2, in: directory)
+        // Open MPI's all-reduce adds in its own order: the same training within rounding.
+        #expect(mpi.allSatisfy { FinalWeights.relativeDifference($0, reference) < 1e-5 }, "mpirun's weights are far from phalanx-run's")
+    }
 }

@@ -27,9 +27,9 @@ struct MultiHostTests {
         try body(hosts)
     }
 
-    /// Runs the job; with `finishers`, stops mpirun once that many members printed their final
-    /// line (after a rank died, mpirun --enable-recovery does not exit on its own when its
-    /// daemons were started through an rsh agent).
+    /// Runs the job; with `finishers`, under `phalanx-run --mpirun`, which must end it within
+    /// 5 s of that many members' exit lines (after a rank died, mpirun --enable-recovery alone
+    /// does not exit when its daemons were started through an rsh agent).
     static func mpirun(_ hosts: Hosts, _ extra: [String], trainer: [String], finishers: Int? = nil) throws -> WorkerProcesses.Output {
         // mpirun's daemons, started in namespaces through the rsh agent, sometimes fail to come up
         // (mpirun then reports ORTE errors or crashes before any trainer ran). That is the test
@@ -47,7 +47,13 @@ struct MultiHostTests {
         arguments += ["--mca", "oob_tcp_if_include", hosts.network, "--mca", "btl_tcp_if_include", hosts.network, "--mca", "btl", "tcp,self"]
         arguments += ["-x", "PHALANX_NETNS_PREFIX", "-x", "OPENBLAS_NUM_THREADS=1"] + extra
         arguments += [ExampleLaunchTests.binary("DigitsMLP"), "--hidden", "32", "--json"] + trainer
-        let job = try WorkerProcesses(executable: "/usr/bin/env", arguments: arguments, count: 1) { _ in
+        // Elastic jobs run under `phalanx-run --mpirun`: it ends mpirun once the survivors
+        // finished (mpirun's remote daemons would wait on) and exits with their status.
+        let wrapped = finishers != nil
+        let job = try WorkerProcesses(
+            executable: wrapped ? ExampleLaunchTests.binary("phalanx-run") : "/usr/bin/env",
+            arguments: wrapped ? ["--mpirun", "--"] + arguments : arguments, count: 1
+        ) { _ in
             ExampleLaunchTests.rootEnvironment.merging(["PHALANX_NETNS_PREFIX": prefix]) { _, new in new }
         }
         // Trainers start within seconds; a launch that shows none in 30 s is a failed launch.
@@ -56,12 +62,22 @@ struct MultiHostTests {
             return job.wait(timeout: .seconds(10))[0]
         }
         if let finishers {
-            _ = job.waitForMarker("\"event\":\"done\"", count: finishers, rank: 0, timeout: .seconds(120))
-            usleep(200_000)
-            job.signal(0, SIGTERM)
-            return job.wait(timeout: .seconds(5))[0]
+            // The wrapper ends within 5 s of the last survivor's exit line, by itself.
+            let done = job.waitForMarker("members=\(finishers)", count: finishers, rank: 0, timeout: .seconds(120))
+            let output = job.wait(timeout: .seconds(5))[0]
+            #expect(done && output.status == 0, "the wrapped mpirun did not end with the survivors: \(output.stderr.suffix(1500))")
+            return output
         }
         return job.wait(timeout: .seconds(120))[0]
+    }
+
+    /// A fresh secret in a file only this user can read (the form the docs use).
+    static func secretFile() throws -> String {
+        let path = NSTemporaryDirectory() + "phalanx-secret-\(UUID().uuidString.prefix(8))"
+        guard FileManager.default.createFile(atPath: path, contents: Data(UUID().uuidString.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+        }
+        return path
     }
 
     static func finished(_ output: WorkerProcesses.Output) -> [[String: Any]] {
@@ -80,7 +96,7 @@ struct MultiHostTests {
 
     @Test func elasticAcrossHostsSurvivesAKilledRank() throws {
         try Self.withHosts { hosts in
-            let extra = ["--enable-recovery", "-x", "PHALANX_JOB_SECRET=\(UUID().uuidString)", "-x", "PHALANX_MASTER_ADDR=\(hosts.address(0))", "-x", "PHALANX_MASTER_PORT=29731"]
+            let extra = ["--enable-recovery", "-x", "PHALANX_JOB_SECRET_FILE=\(try Self.secretFile())", "-x", "PHALANX_MASTER_ADDR=\(hosts.address(0))", "-x", "PHALANX_MASTER_PORT=29731"]
             let output = try Self.mpirun(hosts, extra, trainer: ["--elastic", "--steps", "100", "--kill-rank", "2", "--at-step", "30"], finishers: 3)
             let started = output.jsonLines.filter { $0["event"] as? String == "started" }
             // Each member advertises its own host's address.
