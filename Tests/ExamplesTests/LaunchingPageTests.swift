@@ -1,4 +1,5 @@
 import Foundation
+import PhalanxTCP
 import PhalanxTesting
 import Testing
 
@@ -26,6 +27,40 @@ import Testing
 
     static func describe(_ output: WorkerProcesses.Output) -> String {
         "status \(output.status)\n--- stdout\n\(output.stdout.suffix(3000))\n--- stderr\n\(output.stderr.suffix(3000))"
+    }
+
+    @Test func everyCommandOnThePageIsRunByATest() throws {
+        let page = try LaunchingPage()
+        let lines = page.text.components(separatedBy: "\n")
+        let marks = lines.compactMap { line -> String? in
+            let text = line.trimmingCharacters(in: .whitespaces)
+            guard text.hasPrefix("<!-- test: "), text.hasSuffix(" -->") else { return nil }
+            return String(text.dropFirst("<!-- test: ".count).dropLast(" -->".count))
+        }
+        // Every shell block is marked (the line before it, or the one before a blank line).
+        for (index, line) in lines.enumerated() where line.hasPrefix("```sh") {
+            #expect(index > 0 && lines[index - 1].hasPrefix("<!-- test: "), "an unmarked command block at line \(index + 1)")
+        }
+        let tests = try String(contentsOfFile: #filePath, encoding: .utf8)
+        for mark in marks {
+            #expect(tests.contains("\"\(mark)\""), "no test runs the block '\(mark)'")
+            #expect(throws: Never.self) { _ = try page.command(mark) }
+        }
+        #expect(marks.count >= 10, "\(marks)")
+    }
+
+    @Test func theSecretFileRecipeMakesAFileOnlyItsOwnerReads() throws {
+        let page = try LaunchingPage()
+        let directory = try page.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let output = try page.start("secret-file", in: directory, environment: ["HOME": directory]).finish(timeout: .seconds(30))
+        #expect(output.status == 0, "\(Self.describe(output))")
+        let path = "\(directory)/.phalanx/secret"
+        let mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? -1
+        #expect(mode == 0o600, "mode \(String(mode, radix: 8))")
+        // A trainer reaching beyond loopback takes it.
+        let credentials = try JobCredentials.fromEnvironment(["PHALANX_JOB_SECRET_FILE": path, "PHALANX_JOB_ID": "j"], addresses: ["10.1.2.3"])
+        #expect(credentials.jobID == "j")
     }
 
     @Test func torchrunStandaloneTrainsAsPhalanxRunDoes() throws {
