@@ -162,6 +162,13 @@ import Testing
             #expect(log.contains("member 1: killing myself with SIGKILL at step 50"), "\(log.suffix(3000))")
             #expect(log.contains("job finished: 3 member(s) saved the final weights (srun's status: 137)"), "\(log.suffix(3000))")
             #expect(!files.contains { $0.hasSuffix(".secret") }, "the job's secret file was left behind")
+            // Submitted again, the job starts from its newest checkpoint (step 200 of 230).
+            let again = try page.start("slurm-sbatch", in: directory, environment: environment).finish(timeout: .seconds(240))
+            #expect(again.status == 0, "\(Self.describe(again))")
+            let logs = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasPrefix("digits-elastic-") && $0.hasSuffix(".out") }
+            let second = try logs.sorted { $0.count == $1.count ? $0 < $1 : $0.count < $1.count }.last
+                .map { try String(contentsOfFile: "\(directory)/\($0)", encoding: .utf8) } ?? ""
+            #expect(logs.count == 2 && second.contains("resumed from digits.ckpt/step-000000000200.safetensors"), "\(second.suffix(3000))")
         }
     }
 
