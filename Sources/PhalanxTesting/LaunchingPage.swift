@@ -58,11 +58,27 @@ public struct LaunchingPage: Sendable {
     public func start(_ name: String, in directory: String, replacing: [String: String] = [:], environment: [String: String] = [:]) throws -> Running {
         var script = try command(name)
         for (page, here) in replacing { script = script.replacingOccurrences(of: page, with: here) }
+        // pip puts torchrun beside the interpreter's scripts, which a pyenv or venv PATH may
+        // not show before a rehash: that directory comes first.
+        var variables = environment
+        if let scripts = Self.pythonScripts {
+            variables["PATH"] = scripts + ":" + (environment["PATH"] ?? ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        }
         let processes = try WorkerProcesses(
             executable: "/bin/bash", arguments: ["-e", "-c", "cd '\(directory)'\n" + script], count: 1
-        ) { _ in environment }
+        ) { [variables] _ in variables }
         return Running(script: script, processes: processes)
     }
+
+    /// The directory of `python3`'s installed scripts (torchrun's), if Python answers.
+    static let pythonScripts: String? = {
+        let query = try? WorkerProcesses(
+            executable: "/usr/bin/env", arguments: ["python3", "-c", "import sysconfig; print(sysconfig.get_path('scripts'))"], count: 1,
+            environment: { _ in [:] })
+        guard let output = query?.wait(timeout: .seconds(30)).first, output.status == 0 else { return nil }
+        let path = output.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        return path.isEmpty ? nil : path
+    }()
 
     /// A block being run.
     public struct Running: Sendable {
