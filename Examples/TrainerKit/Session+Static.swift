@@ -32,6 +32,9 @@ extension Session {
                 writer = AsyncCheckpointWriter(store: store) { path, saved in print("checkpoint written step \(saved): \(path)") }
             }
         }
+        // A failed step ends the job, but the checkpoints submitted before it hold committed
+        // steps: they are written before the process exits (a launcher restarts from them).
+        defer { try? writer?.close() }
         if let communicator, size > 1 { try state.sync(over: communicator, from: 0) }  // rank 0's (resumed) state to all
         let report = try RunReport(name: task.name, member: rank, json: options.json, directory: options.outputDirectory, startStep: state.step, totalSteps: totalSteps)
         let started = Date()
