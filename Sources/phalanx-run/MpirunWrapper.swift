@@ -8,7 +8,8 @@ import Foundation
 /// `ExitReport`) and reads it from mpirun's forwarded output:
 ///
 /// - once K members reported that they finished the job (status 0, `members=K`), the job is over:
-///   mpirun gets a second to exit by itself, then SIGTERM (SIGKILL 5 s later); exit 0;
+///   mpirun gets half a second to exit by itself (on one host it does within tens of
+///   milliseconds), then SIGTERM (SIGKILL 5.5 s later); exit 0;
 /// - when mpirun exits first: 0 if any member finished the job, else the first failure a member
 ///   reported, else mpirun's own status.
 struct MpirunWrapper {
@@ -87,6 +88,7 @@ struct MpirunWrapper {
         }
         defer { interrupts.forEach { $0.cancel() } }
         var stopping: ContinuousClock.Instant?
+        var terminated = false
         while true {
             if let ended = child.termination {
                 _ = streams.wait(timeout: .now() + 5)
@@ -104,9 +106,10 @@ struct MpirunWrapper {
             }
             if let since = stopping {
                 let waited = ContinuousClock.now - since
-                if waited > .seconds(1), waited < .seconds(1.1) {
+                if waited > .milliseconds(500), !terminated {
                     Supervisor.say("every member finished; mpirun is still running: stopping it")
                     child.signal(SIGTERM)
+                    terminated = true
                 } else if waited > .seconds(6) {
                     child.signal(SIGKILL)
                 }
