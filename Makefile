@@ -29,8 +29,7 @@ deps:
 	@python3 -c 'import torch.distributed.run' 2>/dev/null || { \
 	  if [ "$$(id -u)" = "0" ]; then echo "installing PyTorch (CPU) for torchrun (launcher tests)"; \
 	    python3 -m pip install --quiet "torch==2.13.0+cpu" 2>/dev/null \
-	      || python3 -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu \
-	      || python3 -m pip install --quiet torch; \
+	      || python3 -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple; \
 	  else echo "missing PyTorch; run: python3 -m pip install torch --index-url https://download.pytorch.org/whl/cpu" >&2; exit 1; fi; }
 
 build: deps

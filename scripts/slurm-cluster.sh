@@ -50,7 +50,7 @@ start() {
   local t0; t0=$(now)
   local f
   for f in "$dir"/run/*.pid*; do
-    [ -s "$f" ] && alive "$(cat "$f")" && { log "daemon from $f still running; run stop first"; return 1; }
+    [ -s "$f" ] && alive "$(cat "$f")" && { log "daemon from $f still running; run stop first"; return 3; }
   done
   # fresh cluster every time: drop state of a previous run in the same dir
   # (otherwise job ids continue and old jobs/node state are recovered)
@@ -181,6 +181,11 @@ stop() {
   [ -s "$dir/run/slurmctld.pid.harness" ] && ctld=$(cat "$dir/run/slurmctld.pid.harness")
   [ -s "$dir/run/slurmd.pid.harness" ]    && slurmd=$(cat "$dir/run/slurmd.pid.harness")
   [ -s "$dir/run/munged.pid" ]            && munged=$(cat "$dir/run/munged.pid")
+  # A PID whose process is gone may have been reused: signal only the daemon it named.
+  is() { [ -n "$1" ] && [ "$(cat "/proc/$1/comm" 2>/dev/null)" = "$2" ]; }
+  is "$ctld" slurmctld || ctld=""
+  is "$slurmd" slurmd || slurmd=""
+  is "$munged" munged || munged=""
 
   # 1) cancel all jobs while the daemons are still up (bounded wait).
   if alive "$ctld" && alive "$slurmd" && [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then
@@ -221,6 +226,8 @@ case "${1:-}" in
     # run start with errexit active (a function called in `||` context would
     # silently lose set -e); on failure tear down whatever was started.
     set +e; ( set -e; start "${2:?dir}" ); rc=$?; set -e
+    # 3: a cluster already runs in that directory; it is not this start's to stop.
+    if [ $rc -eq 3 ]; then exit 3; fi
     if [ $rc -ne 0 ]; then log "start failed (rc=$rc), stopping"; stop "$2"; exit $rc; fi;;
   stop)  stop "${2:?dir}";;
   *) echo "usage: $0 start|stop <dir>" >&2; exit 2;;

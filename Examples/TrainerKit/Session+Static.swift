@@ -61,7 +61,7 @@ extension Session {
                              seconds: Date().timeIntervalSince(stepStart), batchSize: options.batchSize)
             lossSinceReport += loss
             stepsSinceReport += 1
-            if state.step == options.killAtStep {
+            if state.step == options.killAtStepThisAttempt {
                 print("killing myself with SIGKILL at step \(state.step)")
                 fflush(nil)
                 kill(getpid(), SIGKILL)

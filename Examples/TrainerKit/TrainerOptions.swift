@@ -71,12 +71,22 @@ public struct TrainerOptions: ParsableArguments {
     /// The directory for metrics, timeline and plot, if any.
     public var outputDirectory: String? { outDir ?? ProcessInfo.processInfo.environment["PHALANX_OUT_DIR"] }
 
+    /// Which attempt of the job this is under a launcher that restarts it (torchrun's
+    /// `TORCHELASTIC_RESTART_COUNT`, Slurm's `SLURM_RESTART_COUNT`); 0 for the first.
+    public static var restartCount: Int {
+        let environment = ProcessInfo.processInfo.environment
+        return ["TORCHELASTIC_RESTART_COUNT", "SLURM_RESTART_COUNT"].lazy.compactMap { environment[$0].flatMap(Int.init) }.first ?? 0
+    }
+
+    /// `--kill-at-step`, in a launcher's first attempt only (as the other faults).
+    public var killAtStepThisAttempt: Int? { Self.restartCount == 0 ? killAtStep : nil }
+
     /// The planned faults from the flags and the environment. A launcher's restarted attempt
     /// (torchrun's `TORCHELASTIC_RESTART_COUNT` > 0, Slurm's `SLURM_RESTART_COUNT` > 0) runs
     /// none: a fault is injected once, not again at the same step after every resume.
     public func faults() throws -> [Fault] {
         let environment = ProcessInfo.processInfo.environment
-        let restart = ["TORCHELASTIC_RESTART_COUNT", "SLURM_RESTART_COUNT"].lazy.compactMap { environment[$0].flatMap(Int.init) }.first ?? 0
+        let restart = Self.restartCount
         var list = try Fault.list(fault ?? environment["PHALANX_FAULT"] ?? "")
         let rank = killRank ?? environment["PHALANX_KILL_RANK"].flatMap(Int.init)
         let step = atStep ?? environment["PHALANX_KILL_AT_STEP"].flatMap(Int.init)

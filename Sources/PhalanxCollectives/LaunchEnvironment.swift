@@ -45,8 +45,8 @@ public struct LaunchEnvironment: Sendable, Equatable {
     /// Where the rank and world size came from.
     public var source: Source
     /// Under torchrun with the agent's store at `masterAddress:masterPort`: the key prefix
-    /// Phalanx's rendezvous uses in it (one per run and restart). Nil: rank 0 hosts Phalanx's
-    /// own rendezvous there.
+    /// Phalanx's rendezvous uses in it (one per run). Nil: rank 0 hosts Phalanx's own
+    /// rendezvous there.
     public var agentStorePrefix: String?
 
     /// Makes an environment by hand.
@@ -105,11 +105,11 @@ public struct LaunchEnvironment: Sendable, Equatable {
             result.masterPort = UInt16(port)
         }
         if result.source == .slurm { try deriveSlurmRendezvous(&result, variables) }
-        if result.source == .torchrun, variables["PHALANX_MASTER_PORT"] == nil,
+        if result.source == .torchrun, variables["PHALANX_MASTER_PORT"] == nil, variables["PHALANX_MASTER_ADDR"] == nil,
            variables["TORCHELASTIC_USE_AGENT_STORE"]?.lowercased() == "true" {
-            let run = variables["TORCHELASTIC_RUN_ID"] ?? "none"
-            let attempt = variables["TORCHELASTIC_RESTART_COUNT"] ?? "0"
-            result.agentStorePrefix = "phalanx/\(run)/attempt_\(attempt)/"
+            // One prefix for the whole run: the store outlives restarts, whose count differs
+            // between nodes; the exchange tells rounds apart by itself (StoreRendezvous).
+            result.agentStorePrefix = "phalanx/\(variables["TORCHELASTIC_RUN_ID"] ?? "none")/"
         }
         return result
     }

@@ -37,7 +37,7 @@ public enum SlurmHostList {
                 guard (1...2).contains(bounds.count), bounds.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCIIDigit) }),
                       let low = Int(bounds[0]), let high = Int(bounds[bounds.count - 1]), low <= high
                 else { throw Malformed(list: list, reason: "'\(range)' is not a number or an ascending range") }
-                guard hosts.count + (high - low + 1) <= maximumHosts else {
+                guard high - low < maximumHosts - hosts.count else {
                     throw Malformed(list: list, reason: "more than \(maximumHosts) hosts")
                 }
                 let width = bounds[0].count

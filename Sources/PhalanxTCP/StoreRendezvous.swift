@@ -1,44 +1,92 @@
+import Crypto
 import Foundation
 
-/// The rank-table exchange through torchrun's c10d store, in place of `RendezvousServer`: every
-/// rank sets `<prefix>rank_<r>` to "worldSize host port", waits until all ranks did, and reads
-/// them. Nobody hosts anything, so nothing binds torchrun's `MASTER_PORT`.
+/// The rank-table exchange through torchrun's c10d store, in place of `RendezvousServer`:
+/// nobody hosts anything, so nothing binds torchrun's `MASTER_PORT`.
+///
+/// torchrun keeps one store for the whole job, across restarts, and its restart count is not the
+/// same on every node (a node restarts its workers when another node's worker failed without
+/// counting a restart of its own). So the keys cannot name the round; entries of an earlier
+/// round may still be there when a rank arrives. The exchange converges on the current round's
+/// table instead:
+///
+/// 1. each rank sets `<prefix>rank_<r>` to "worldSize host port nonce" (a fresh nonce);
+/// 2. once every rank has an entry for this world size, it reads the table and sets
+///    `<prefix>ack_<r>` to the table's SHA-256;
+/// 3. it is done when every rank acknowledged the same table; when an acknowledgement differs,
+///    it reads the table again, and acknowledges anew if the table changed.
+///
+/// An entry left by an earlier round carries an old nonce, which no current rank's table can
+/// hold once that rank set its own entry: the acknowledgements agree only on the current round's
+/// table.
 enum StoreRendezvous {
     /// Publishes `endpoint` as rank `rank`'s and returns every rank's endpoint.
-    /// - Throws: `SocketError` naming the store and the ranks missing at the deadline, or a
-    ///   rank that registered for another world size.
+    /// - Throws: `SocketError` naming the store and the ranks missing at the deadline.
     static func exchange(
         _ store: TorchStoreClient, prefix: String, rank: Int, worldSize: Int, endpoint: PeerTable.Endpoint, deadline: Deadline
     ) throws -> PeerTable {
-        let keys = (0..<worldSize).map { "\(prefix)rank_\($0)" }
-        try store.set(keys[rank], Array("\(worldSize) \(endpoint.host) \(endpoint.port)".utf8), deadline: deadline)
-        // Polled with `check` rather than one server-side `wait`: at the deadline the missing
-        // ranks can be named, and no wait is left pending in torchrun's store.
-        var pause: Duration = .milliseconds(5)
+        let entries = (0..<worldSize).map { "\(prefix)rank_\($0)" }
+        let acknowledgements = (0..<worldSize).map { "\(prefix)ack_\($0)" }
+        let nonce = JobCredentials.randomSecret(byteCount: 8)
         // Each request has a few seconds of its own: the store answers at once unless it is gone.
         let request = { Deadline(after: .seconds(5)) }
-        while try !store.check(keys, deadline: request()) {
-            guard !deadline.hasPassed else {
-                let missing = try keys.indices.filter { try !store.check([keys[$0]], deadline: request()) }
-                throw SocketError("rendezvous", endpoint: store.endpoint,
-                                  reason: "timed out: ranks \(missing) of \(worldSize) never registered in torchrun's store under \(prefix)")
-            }
-            let nap = min(pause, deadline.instant - .now)
+        try store.set(entries[rank], Array("\(worldSize) \(endpoint.host) \(endpoint.port) \(nonce)".utf8), deadline: request())
+        var pause: Duration = .milliseconds(5)
+        func nap() {
+            let left = deadline.instant - .now
+            let nap = min(pause, left)
             if nap > .zero { Thread.sleep(forTimeInterval: Double(nap.components.seconds) + Double(nap.components.attoseconds) * 1e-18) }
             pause = min(pause * 2, .milliseconds(200))
         }
-        var endpoints: [PeerTable.Endpoint] = []
-        for (index, key) in keys.enumerated() {
-            let text = String(decoding: try store.get(key, deadline: request()), as: UTF8.self)
-            let fields = text.split(separator: " ")
-            guard fields.count == 3, let size = Int(fields[0]), let port = UInt16(fields[2]) else {
-                throw SocketError("rendezvous", endpoint: store.endpoint, reason: "rank \(index)'s entry '\(text.prefix(80))' is not 'worldSize host port'")
+        var acknowledged: String?
+        while true {
+            let table = try read(entries, store, worldSize: worldSize, deadline: request())
+            if let table {
+                let digest = SHA256.hash(data: Data(table.text.utf8)).map { String(format: "%02x", $0) }.joined()
+                if digest != acknowledged {
+                    try store.set(acknowledgements[rank], Array(digest.utf8), deadline: request())
+                    acknowledged = digest
+                    pause = .milliseconds(5)
+                }
+                if try store.check(acknowledgements, deadline: request()),
+                   try acknowledgements.allSatisfy({ String(decoding: try store.get($0, deadline: request()), as: UTF8.self) == digest }) {
+                    return table.peers
+                }
             }
-            guard size == worldSize else {
-                throw SocketError("rendezvous", endpoint: store.endpoint, reason: "rank \(index) registered for a job of \(size) ranks, this one has \(worldSize)")
+            guard !deadline.hasPassed else {
+                let missing = try entries.indices.filter { index in
+                    guard try store.check([entries[index]], deadline: request()) else { return true }
+                    return entry(try store.get(entries[index], deadline: request()), worldSize: worldSize) == nil
+                }
+                let reason = missing.isEmpty
+                    ? "timed out: the ranks of \(worldSize) did not agree on one table in torchrun's store under \(prefix)"
+                    : "timed out: ranks \(missing) of \(worldSize) never registered in torchrun's store under \(prefix)"
+                throw SocketError("rendezvous", endpoint: store.endpoint, reason: reason)
             }
-            endpoints.append(PeerTable.Endpoint(host: String(fields[1]), port: port))
+            nap()
         }
-        return PeerTable(endpoints: endpoints)
+    }
+
+    /// The table when every rank has an entry for `worldSize` (nil otherwise), and its text.
+    private static func read(
+        _ entries: [String], _ store: TorchStoreClient, worldSize: Int, deadline: Deadline
+    ) throws -> (peers: PeerTable, text: String)? {
+        guard try store.check(entries, deadline: deadline) else { return nil }
+        var endpoints: [PeerTable.Endpoint] = [], text = ""
+        for key in entries {
+            let value = try store.get(key, deadline: deadline)
+            guard let endpoint = entry(value, worldSize: worldSize) else { return nil }
+            endpoints.append(endpoint)
+            text += String(decoding: value, as: UTF8.self) + "\n"
+        }
+        return (PeerTable(endpoints: endpoints), text)
+    }
+
+    /// One rank's entry, when it is "worldSize host port nonce" for this world size (an entry
+    /// of another world size, or garbage, counts as not registered yet).
+    private static func entry(_ value: [UInt8], worldSize: Int) -> PeerTable.Endpoint? {
+        let fields = String(decoding: value, as: UTF8.self).split(separator: " ")
+        guard fields.count == 4, Int(fields[0]) == worldSize, let port = UInt16(fields[2]), !fields[1].isEmpty else { return nil }
+        return PeerTable.Endpoint(host: String(fields[1]), port: port)
     }
 }

@@ -14,7 +14,7 @@ import Glibc
 ///
 /// The store is not authenticated: anyone who reaches it may write any key. Phalanx only reads
 /// its ranks' addresses from it; the ring's connections then prove the job secret
-/// (`Handshake`), so a forged address can delay the start, never join the job.
+/// (`Handshake`), so with a job secret a forged address fails the start, never joins the job.
 final class TorchStoreClient: @unchecked Sendable {
     /// The query-type byte of each request (torch's `QueryType`).
     enum Query: UInt8 {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// A real single-node Slurm cluster for tests (Debian's `slurm-wlm` and `munge`): munged,
 /// slurmctld and slurmd started by `scripts/slurm-cluster.sh` in a scratch directory of their
@@ -10,6 +11,7 @@ public final class SlurmCluster {
     /// The variables a client (`srun`, `sbatch`, `squeue`) needs: `SLURM_CONF`.
     public let environment: [String: String]
     private let script: String
+    private let stopped = Atomic(false)
 
     /// Whether Slurm and munge are installed.
     public static var isInstalled: Bool {
@@ -49,6 +51,7 @@ public final class SlurmCluster {
     /// Cancels the jobs and stops the daemons by PID (SIGTERM, SIGKILL after 10 s); removes the
     /// scratch directory.
     public func stop() {
+        guard !stopped.exchange(true, ordering: .relaxed) else { return }
         _ = try? WorkerProcesses(executable: "/bin/bash", arguments: [script, "stop", directory], count: 1) { _ in [:] }
             .wait(timeout: .seconds(60))
         try? FileManager.default.removeItem(atPath: directory)

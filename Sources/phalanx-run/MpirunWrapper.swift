@@ -66,6 +66,17 @@ struct MpirunWrapper {
         }
     }
 
+    /// The mpirun process once started, for the signal handlers (which may run before).
+    final class Started: @unchecked Sendable {
+        private let lock = NSLock()
+        // Guarded by `lock`.
+        private var process: ChildProcess?
+        var child: ChildProcess? {
+            get { lock.lock(); defer { lock.unlock() }; return process }
+            set { lock.lock(); process = newValue; lock.unlock() }
+        }
+    }
+
     /// Runs `command` (mpirun and its arguments) and returns the status to exit with.
     /// - Throws: `SpawnError` when mpirun cannot be started; `ValidationError` when the command
     ///   is not an mpirun command.
@@ -74,19 +85,25 @@ struct MpirunWrapper {
             throw SpawnError(path: command.first ?? "", reason: "not found on PATH")
         }
         let arguments = ["-x", "PHALANX_EXIT_REPORT=1"] + command.dropFirst()
-        let child = try ChildProcess(path: path, arguments: arguments, environment: ProcessInfo.processInfo.environment)
-        let outcome = Outcome()
-        let streams = DispatchGroup()
-        copy(child.output, to: STDOUT_FILENO, outcome: outcome, group: streams)
-        copy(child.errors, to: STDERR_FILENO, outcome: nil, group: streams)
+        // Signals are taken over before mpirun starts (it runs in a process group of its own,
+        // so a signal that killed the wrapper would leave it running); a closed output
+        // (`… | head`) must not kill the wrapper either.
+        signal(SIGPIPE, SIG_IGN)
         for number in [SIGINT, SIGTERM, SIGHUP] { signal(number, SIG_IGN) }
+        let started = Started()
         let interrupts = [SIGINT, SIGTERM, SIGHUP].map { number in
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { child.signal(number) }
+            source.setEventHandler { started.child?.signal(number) }
             source.resume()
             return source
         }
         defer { interrupts.forEach { $0.cancel() } }
+        let child = try ChildProcess(path: path, arguments: arguments, environment: ProcessInfo.processInfo.environment)
+        started.child = child
+        let outcome = Outcome()
+        let streams = DispatchGroup()
+        copy(child.output, to: STDOUT_FILENO, outcome: outcome, group: streams)
+        copy(child.errors, to: STDERR_FILENO, outcome: nil, group: streams)
         var stopping: ContinuousClock.Instant?
         var terminated = false
         while true {

@@ -12,7 +12,7 @@ import Testing
     }
 
     @Test func rejectsWhatSlurmWouldNotWrite() {
-        for bad in ["", "n[1-", "n1-2]", "n[[1]]", "n[3-1]", "n[a-b]", "n[1-2-3]", "n[]", "a,,b", "n[1]x[2]", "n 1", "n[0-99999999]"] {
+        for bad in ["", "n[1-", "n1-2]", "n[[1]]", "n[3-1]", "n[a-b]", "n[1-2-3]", "n[]", "a,,b", "n[1]x[2]", "n 1", "n[0-99999999]", "n[0-9223372036854775807]", "n[99999999999999999999]"] {
             #expect(throws: SlurmHostList.Malformed.self, "\(bad)") { try SlurmHostList.expand(bad) }
         }
     }
@@ -42,8 +42,11 @@ import Testing
             "RANK": "1", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500",
             "TORCHELASTIC_USE_AGENT_STORE": "True", "TORCHELASTIC_RUN_ID": "job7", "TORCHELASTIC_RESTART_COUNT": "2",
         ])
-        #expect(worker.agentStorePrefix == "phalanx/job7/attempt_2/")
+        #expect(worker.agentStorePrefix == "phalanx/job7/")
         let own = try LaunchEnvironment.detect(from: ["RANK": "1", "WORLD_SIZE": "2", "TORCHELASTIC_USE_AGENT_STORE": "False"])
         #expect(own.agentStorePrefix == nil)
+        // A rendezvous named by Phalanx's own variables is Phalanx's, not torchrun's store.
+        let named = try LaunchEnvironment.detect(from: ["RANK": "1", "WORLD_SIZE": "2", "TORCHELASTIC_USE_AGENT_STORE": "True", "PHALANX_MASTER_ADDR": "10.0.0.9"])
+        #expect(named.agentStorePrefix == nil)
     }
 }

@@ -76,7 +76,7 @@ import Testing
         let results = RankThreads.run(count: size) { rank in Result<[Float], any Error> {
             let transport = try TCPTransport.connect(
                 rank: rank, worldSize: size, server: PeerTable.Endpoint(host: "127.0.0.1", port: port),
-                storePrefix: "phalanx/test/attempt_0/", credentials: credentials, timeout: .seconds(30))
+                storePrefix: "phalanx/test/", credentials: credentials, timeout: .seconds(30))
             var values = [Float](repeating: Float(rank + 1), count: 1000)
             try values.withUnsafeMutableBufferPointer { try RingCommunicator(transport: transport).allReduce($0, op: .sum) }
             return values
@@ -86,8 +86,34 @@ import Testing
         #expect {
             _ = try TCPTransport.connect(
                 rank: 0, worldSize: 2, server: PeerTable.Endpoint(host: "127.0.0.1", port: server.port),
-                storePrefix: "phalanx/test/attempt_1/", credentials: credentials, timeout: .milliseconds(500))
+                storePrefix: "phalanx/other/", credentials: credentials, timeout: .milliseconds(500))
         } throws: { ($0 as? SocketError)?.reason.contains("ranks [1] of 2 never registered") == true }
+    }
+
+    @Test func entriesOfAnEarlierRoundAreNotTakenForTheCurrentOnes() throws {
+        // torchrun's store outlives a restart: the last round's entries (dead addresses, and
+        // acknowledgements that agree with each other) are there when the new ranks come, one
+        // of them late. The new ranks must build their ring from their own entries only.
+        let server = try TorchStoreServer(libuv: true)
+        let port = server.port
+        let stale = try TorchStoreClient(host: "127.0.0.1", port: port, deadline: Deadline(after: .seconds(10)))
+        let dead = try LoopbackPort.free()
+        for rank in 0..<2 {
+            try stale.set("phalanx/r/rank_\(rank)", Array("2 127.0.0.1 \(dead) 00000000000000\(rank)0".utf8), deadline: Deadline(after: .seconds(5)))
+            try stale.set("phalanx/r/ack_\(rank)", Array("old".utf8), deadline: Deadline(after: .seconds(5)))
+        }
+        stale.close()
+        let credentials = JobCredentials(jobID: "torch-job", secret: Array("store secret".utf8))
+        let results = RankThreads.run(count: 2) { rank in Result<[Float], any Error> {
+            if rank == 1 { Thread.sleep(forTimeInterval: 1) }
+            let transport = try TCPTransport.connect(
+                rank: rank, worldSize: 2, server: PeerTable.Endpoint(host: "127.0.0.1", port: port),
+                storePrefix: "phalanx/r/", credentials: credentials, timeout: .seconds(20))
+            var values = [Float](repeating: Float(rank + 1), count: 64)
+            try values.withUnsafeMutableBufferPointer { try RingCommunicator(transport: transport).allReduce($0, op: .sum) }
+            return values
+        } }
+        for result in results { #expect(try result.get().allSatisfy { $0 == 3 }) }
     }
 
     @Test func aPortThatIsNotAStoreIsAClearError() throws {
