@@ -29,7 +29,8 @@ deps:
 	@python3 -c 'import torch.distributed.run' 2>/dev/null || { \
 	  if [ "$$(id -u)" = "0" ]; then echo "installing PyTorch (CPU) for torchrun (launcher tests)"; \
 	    python3 -m pip install --quiet "torch==2.13.0+cpu" 2>/dev/null \
-	      || python3 -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple; \
+	      || python3 -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu --extra-index-url https://pypi.org/simple 2>/dev/null \
+	      || { echo "no CPU wheel reachable: installing PyPI's default torch (several GB)"; python3 -m pip install --quiet torch; }; \
 	  else echo "missing PyTorch; run: python3 -m pip install torch --index-url https://download.pytorch.org/whl/cpu" >&2; exit 1; fi; }
 
 build: deps
