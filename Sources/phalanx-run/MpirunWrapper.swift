@@ -137,25 +137,11 @@ struct MpirunWrapper {
 
     /// Copies a pipe to `sink` line by line, reading exit reports on the way.
     private static func copy(_ descriptor: Int32, to sink: Int32, outcome: Outcome?, group: DispatchGroup) {
-        group.enter()
-        Thread {
-            var pending: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 65_536)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                if n < 0, errno == EINTR { continue }
-                if n <= 0 { break }
-                pending += buffer[0..<n]
-                while let newline = pending.firstIndex(of: 0x0A) {
-                    let line = pending[...newline]
-                    if let outcome, let report = Report(line: Substring(String(decoding: line.dropLast(), as: UTF8.self))) { outcome.add(report) }
-                    Supervisor.write(Array(line), to: sink)
-                    pending.removeSubrange(...newline)
-                }
+        PipeLines.read(descriptor, group: group) { line, complete in
+            if complete, let outcome, let report = Report(line: Substring(String(decoding: line.dropLast(), as: UTF8.self))) {
+                outcome.add(report)
             }
-            if !pending.isEmpty { Supervisor.write(pending, to: sink) }
-            close(descriptor)
-            group.leave()
-        }.start()
+            Supervisor.write(Array(line), to: sink)
+        }
     }
 }

@@ -177,34 +177,14 @@ final class Supervisor: @unchecked Sendable {
         if lateForStop { process.signal(SIGTERM) }
     }
 
-    /// Copies a worker's pipe to `sink` line by line, each line prefixed. Plain `read`/`write`
-    /// with EINTR retried: Foundation's `FileHandle` traps on an interrupted call.
+    /// Copies a worker's pipe to `sink` line by line, each line prefixed.
     private func stream(_ descriptor: Int32, prefix: String, to sink: Int32, group: DispatchGroup) {
-        group.enter()
         let label = Array(prefix.utf8)
-        Thread { [output] in
-            var pending: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 65_536)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-                if n < 0, errno == EINTR { continue }
-                if n <= 0 { break }
-                pending += buffer[0..<n]
-                while let newline = pending.firstIndex(of: 0x0A) {
-                    output.lock()
-                    Supervisor.write(label + pending[...newline], to: sink)
-                    output.unlock()
-                    pending.removeSubrange(...newline)
-                }
-            }
-            if !pending.isEmpty {
-                output.lock()
-                Supervisor.write(label + pending + [0x0A], to: sink)
-                output.unlock()
-            }
-            close(descriptor)
-            group.leave()
-        }.start()
+        PipeLines.read(descriptor, group: group) { [output] line, complete in
+            output.lock()
+            Supervisor.write(label + line + (complete ? [] : [0x0A]), to: sink)
+            output.unlock()
+        }
     }
 
     /// Asks every worker to stop (SIGTERM: they save and exit at the next step), then kills
