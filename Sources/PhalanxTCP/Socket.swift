@@ -102,7 +102,7 @@ final class Socket: Sendable {
         let endpoint = "\(host):\(port)"
         var address = try resolve(host, port: port)
         var lastError = SocketError("connect", endpoint: endpoint, reason: "timed out before the first attempt")
-        var pause: Duration = .milliseconds(5)
+        var backoff = Backoff(cap: .milliseconds(100))
         repeat {
             let fd = try makeDescriptor(endpoint, "connect")
             let socket = Socket(descriptor: fd, endpoint: endpoint)
@@ -127,9 +127,7 @@ final class Socket: Sendable {
             socket.close()
             guard retryRefused, lastError.errno == ECONNREFUSED || lastError.errno == ECONNRESET || lastError.errno == ETIMEDOUT else { throw lastError }
             if deadline.hasPassed { break }
-            var ts = timespec(tv_sec: 0, tv_nsec: Int(pause.components.attoseconds / 1_000_000_000))
-            nanosleep(&ts, nil)
-            pause = min(pause * 2, .milliseconds(100))
+            backoff.sleep(before: deadline)
         } while !deadline.hasPassed
         throw SocketError("connect", endpoint: endpoint, errno: lastError.errno, reason: "timed out (last error: \(lastError.reason))")
     }

@@ -31,13 +31,7 @@ enum StoreRendezvous {
         // Each request has a few seconds of its own: the store answers at once unless it is gone.
         let request = { Deadline(after: .seconds(5)) }
         try store.set(entries[rank], Array("\(worldSize) \(endpoint.host) \(endpoint.port) \(nonce)".utf8), deadline: request())
-        var pause: Duration = .milliseconds(5)
-        func nap() {
-            let left = deadline.instant - .now
-            let nap = min(pause, left)
-            if nap > .zero { Thread.sleep(forTimeInterval: Double(nap.components.seconds) + Double(nap.components.attoseconds) * 1e-18) }
-            pause = min(pause * 2, .milliseconds(200))
-        }
+        var backoff = Backoff(cap: .milliseconds(200))
         var acknowledged: String?
         while true {
             let table = try read(entries, store, worldSize: worldSize, deadline: request())
@@ -46,7 +40,7 @@ enum StoreRendezvous {
                 if digest != acknowledged {
                     try store.set(acknowledgements[rank], Array(digest.utf8), deadline: request())
                     acknowledged = digest
-                    pause = .milliseconds(5)
+                    backoff.reset()
                 }
                 if try store.check(acknowledgements, deadline: request()),
                    try acknowledgements.allSatisfy({ String(decoding: try store.get($0, deadline: request()), as: UTF8.self) == digest }) {
@@ -63,7 +57,7 @@ enum StoreRendezvous {
                     : "timed out: ranks \(missing) of \(worldSize) never registered in torchrun's store under \(prefix)"
                 throw SocketError("rendezvous", endpoint: store.endpoint, reason: reason)
             }
-            nap()
+            backoff.sleep(before: deadline)
         }
     }
 

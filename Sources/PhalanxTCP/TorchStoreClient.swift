@@ -15,11 +15,11 @@ import Glibc
 /// The store is not authenticated: anyone who reaches it may write any key. Phalanx only reads
 /// its ranks' addresses from it; the ring's connections then prove the job secret
 /// (`Handshake`), so with a job secret a forged address fails the start, never joins the job.
-final class TorchStoreClient: @unchecked Sendable {
-    /// The query-type byte of each request (torch's `QueryType`).
+/// One thread uses a client at a time (its requests and answers share one connection).
+final class TorchStoreClient {
+    /// The query-type byte of each request this client sends (torch's `QueryType` values).
     enum Query: UInt8 {
-        case validate = 0, set = 1, compareSet = 2, get = 3, add = 4, check = 5, wait = 6, numberOfKeys = 7, delete = 8
-        case ping = 13
+        case validate = 0, set = 1, get = 3, add = 4, check = 5, wait = 6, ping = 13
     }
 
     /// torch's `validationMagicNumber`.
