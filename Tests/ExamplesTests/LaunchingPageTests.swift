@@ -25,6 +25,14 @@ import Testing
         try (0..<members).map { try FinalWeights.load(at: "\(directory)/\(run)/weights-\($0).safetensors") }
     }
 
+    /// The page and a fresh scratch directory for `body`, removed afterwards.
+    static func withScratch(_ body: (LaunchingPage, String) throws -> Void) throws {
+        let page = try LaunchingPage()
+        let directory = try page.scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try body(page, directory)
+    }
+
     static func describe(_ output: WorkerProcesses.Output) -> String {
         "status \(output.status)\n--- stdout\n\(output.stdout.suffix(3000))\n--- stderr\n\(output.stderr.suffix(3000))"
     }
@@ -50,73 +58,68 @@ import Testing
     }
 
     @Test func theSecretFileRecipeMakesAFileOnlyItsOwnerReads() throws {
-        let page = try LaunchingPage()
-        let directory = try page.scratchDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let output = try page.start("secret-file", in: directory, environment: ["HOME": directory]).finish(timeout: .seconds(30))
-        #expect(output.status == 0, "\(Self.describe(output))")
-        let path = "\(directory)/.phalanx/secret"
-        let mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? -1
-        #expect(mode == 0o600, "mode \(String(mode, radix: 8))")
-        // A trainer reaching beyond loopback takes it.
-        let credentials = try JobCredentials.fromEnvironment(["PHALANX_JOB_SECRET_FILE": path, "PHALANX_JOB_ID": "j"], addresses: ["10.1.2.3"])
-        #expect(credentials.jobID == "j")
+        try Self.withScratch { page, directory in
+            let output = try page.start("secret-file", in: directory, environment: ["HOME": directory]).finish(timeout: .seconds(30))
+            #expect(output.status == 0, "\(Self.describe(output))")
+            let path = "\(directory)/.phalanx/secret"
+            let mode = (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? -1
+            #expect(mode == 0o600, "mode \(String(mode, radix: 8))")
+            // A trainer reaching beyond loopback takes it.
+            let credentials = try JobCredentials.fromEnvironment(["PHALANX_JOB_SECRET_FILE": path, "PHALANX_JOB_ID": "j"], addresses: ["10.1.2.3"])
+            #expect(credentials.jobID == "j")
+        }
     }
 
     @Test func torchrunStandaloneTrainsAsPhalanxRunDoes() throws {
-        let page = try LaunchingPage()
-        let directory = try page.scratchDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let output = try page.start("torchrun-standalone", in: directory, environment: Self.rootEnvironment).finish(timeout: .seconds(180))
-        #expect(output.status == 0, "\(Self.describe(output))")
-        let torchrun = try Self.weights("torchrun-2", members: 2, in: directory)
-        let reference = try Self.phalanxRunWeights(workers: 2, in: directory)
-        #expect(torchrun[0] == reference && torchrun[1] == reference, "torchrun's weights differ from phalanx-run's")
+        try Self.withScratch { page, directory in
+            let output = try page.start("torchrun-standalone", in: directory, environment: Self.rootEnvironment).finish(timeout: .seconds(180))
+            #expect(output.status == 0, "\(Self.describe(output))")
+            let torchrun = try Self.weights("torchrun-2", members: 2, in: directory)
+            let reference = try Self.phalanxRunWeights(workers: 2, in: directory)
+            #expect(torchrun[0] == reference && torchrun[1] == reference, "torchrun's weights differ from phalanx-run's")
+        }
     }
 
     @Test func torchrunOnTwoNodesTrainsAsPhalanxRunDoes() throws {
-        let page = try LaunchingPage()
-        let directory = try page.scratchDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let port = try LoopbackPort.free()
-        let nodes = try (0..<2).map { node in
-            try page.start("torchrun-two-nodes", in: directory, replacing: ["node0": "127.0.0.1", "29510": "\(port)"],
-                           environment: Self.rootEnvironment.merging(["NODE_RANK": "\(node)"]) { _, new in new })
+        try Self.withScratch { page, directory in
+            let port = try LoopbackPort.free()
+            let nodes = try (0..<2).map { node in
+                try page.start("torchrun-two-nodes", in: directory, replacing: ["node0": "127.0.0.1", "29510": "\(port)"],
+                               environment: Self.rootEnvironment.merging(["NODE_RANK": "\(node)"]) { _, new in new })
+            }
+            for output in nodes.map({ $0.finish(timeout: .seconds(180)) }) { #expect(output.status == 0, "\(Self.describe(output))") }
+            let torchrun = try Self.weights("torchrun-4", members: 4, in: directory)
+            let reference = try Self.phalanxRunWeights(workers: 4, in: directory)
+            #expect(torchrun.allSatisfy { $0 == reference }, "torchrun's weights differ from phalanx-run's")
         }
-        for output in nodes.map({ $0.finish(timeout: .seconds(180)) }) { #expect(output.status == 0, "\(Self.describe(output))") }
-        let torchrun = try Self.weights("torchrun-4", members: 4, in: directory)
-        let reference = try Self.phalanxRunWeights(workers: 4, in: directory)
-        #expect(torchrun.allSatisfy { $0 == reference }, "torchrun's weights differ from phalanx-run's")
     }
 
     @Test func torchrunRestartsFromTheCheckpointAfterAKilledWorker() throws {
-        let page = try LaunchingPage()
-        let directory = try page.scratchDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let port = try LoopbackPort.free()
-        let output = try page.start("torchrun-elastic", in: directory, replacing: ["node0": "127.0.0.1", "29400": "\(port)"],
-                                    environment: Self.rootEnvironment).finish(timeout: .seconds(240))
-        let text = output.stdout + output.stderr
-        #expect(output.status == 0, "\(Self.describe(output))")
-        #expect(text.contains("member 1: killing myself with SIGKILL at step 50"), "\(Self.describe(output))")
-        #expect(text.contains("resumed from torchrun-ckpt/step-000000000040.safetensors at step 40"), "\(Self.describe(output))")
-        #expect(text.contains("fault injection off in restart 1"), "\(Self.describe(output))")
-        // The restarted group ends where a run without the fault ends.
-        let restarted = try Self.weights("torchrun-elastic", members: 2, in: directory)
-        let reference = try Self.phalanxRunWeights(workers: 2, in: directory)
-        #expect(restarted.allSatisfy { $0 == reference }, "the restarted job's weights differ from a fault-free run's")
+        try Self.withScratch { page, directory in
+            let port = try LoopbackPort.free()
+            let output = try page.start("torchrun-elastic", in: directory, replacing: ["node0": "127.0.0.1", "29400": "\(port)"],
+                                        environment: Self.rootEnvironment).finish(timeout: .seconds(240))
+            let text = output.stdout + output.stderr
+            #expect(output.status == 0, "\(Self.describe(output))")
+            #expect(text.contains("member 1: killing myself with SIGKILL at step 50"), "\(Self.describe(output))")
+            #expect(text.contains("resumed from torchrun-ckpt/step-000000000040.safetensors at step 40"), "\(Self.describe(output))")
+            #expect(text.contains("fault injection off in restart 1"), "\(Self.describe(output))")
+            // The restarted group ends where a run without the fault ends.
+            let restarted = try Self.weights("torchrun-elastic", members: 2, in: directory)
+            let reference = try Self.phalanxRunWeights(workers: 2, in: directory)
+            #expect(restarted.allSatisfy { $0 == reference }, "the restarted job's weights differ from a fault-free run's")
+        }
     }
 
     // MARK: Slurm
 
     /// A fresh single-node Slurm cluster for `body`, stopped by PID afterwards.
     static func withSlurm(_ body: (SlurmCluster, LaunchingPage, String) throws -> Void) throws {
-        let page = try LaunchingPage()
-        let cluster = try SlurmCluster(repository: page.repository)
-        defer { cluster.stop() }
-        let directory = try page.scratchDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        try body(cluster, page, directory)
+        try withScratch { page, directory in
+            let cluster = try SlurmCluster(repository: page.repository)
+            defer { cluster.stop() }
+            try body(cluster, page, directory)
+        }
     }
 
     @Test func srunTrainsAsPhalanxRunDoes() throws {
@@ -181,47 +184,44 @@ import Testing
     ]) { _, new in new }
 
     @Test func mpirunElasticEndsWithTheSurvivorsAndTheirStatus() throws {
-        let page = try LaunchingPage()
-        let directory = try page.scratchDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let port = try LoopbackPort.free()
-        let run = try page.start("mpirun-elastic", in: directory, replacing: ["29600": "\(port)"], environment: Self.mpirunEnvironment)
-        // The survivors' last lines, then the end of the wrapped mpirun: within 5 s.
-        let survivorsDone = run.processes.waitForMarker("status=0 members=2", count: 2, rank: 0, timeout: .seconds(180))
-        let survivorsAt = ContinuousClock.now
-        let output = run.finish(timeout: .seconds(30))
-        let lingered = ContinuousClock.now - survivorsAt
-        #expect(survivorsDone, "\(Self.describe(output))")
-        #expect(lingered < .seconds(5), "mpirun ended \(lingered) after the survivors")
-        #expect(output.status == 0, "\(Self.describe(output))")
-        #expect(output.stdout.contains("phalanx-exit member=0 status=0 members=2"), "\(Self.describe(output))")
-        #expect(output.stdout.contains("phalanx-exit member=2 status=0 members=2"), "\(Self.describe(output))")
-        #expect(!output.stdout.contains("PHALANX_JOB_SECRET="), "the secret went through a variable's value")
+        try Self.withScratch { page, directory in
+            let port = try LoopbackPort.free()
+            let run = try page.start("mpirun-elastic", in: directory, replacing: ["29600": "\(port)"], environment: Self.mpirunEnvironment)
+            // The survivors' last lines, then the end of the wrapped mpirun: within 5 s.
+            let survivorsDone = run.processes.waitForMarker("status=0 members=2", count: 2, rank: 0, timeout: .seconds(180))
+            let survivorsAt = ContinuousClock.now
+            let output = run.finish(timeout: .seconds(30))
+            let lingered = ContinuousClock.now - survivorsAt
+            #expect(survivorsDone, "\(Self.describe(output))")
+            #expect(lingered < .seconds(5), "mpirun ended \(lingered) after the survivors")
+            #expect(output.status == 0, "\(Self.describe(output))")
+            #expect(output.stdout.contains("phalanx-exit member=0 status=0 members=2"), "\(Self.describe(output))")
+            #expect(output.stdout.contains("phalanx-exit member=2 status=0 members=2"), "\(Self.describe(output))")
+            #expect(!output.stdout.contains("PHALANX_JOB_SECRET="), "the secret went through a variable's value")
+        }
     }
 
     @Test func mpirunWrapperReportsAFailedJob() throws {
         // The same wrapped command where every member fails (an accuracy it cannot reach):
         // mpirun --enable-recovery alone exits 0; the wrapper exits 1.
-        let page = try LaunchingPage()
-        let directory = try page.scratchDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let port = try LoopbackPort.free()
-        let run = try page.start("mpirun-elastic", in: directory, replacing: ["29600": "\(port)", "--kill-rank 1 --at-step 50": "--min-accuracy 0.999"],
-                                 environment: Self.mpirunEnvironment)
-        let output = run.finish(timeout: .seconds(180))
-        #expect(output.status == 1, "\(Self.describe(output))")
-        #expect(output.stderr.contains("mpirun ended (status 0); the job's status: 1"), "\(Self.describe(output))")
+        try Self.withScratch { page, directory in
+            let port = try LoopbackPort.free()
+            let run = try page.start("mpirun-elastic", in: directory, replacing: ["29600": "\(port)", "--kill-rank 1 --at-step 50": "--min-accuracy 0.999"],
+                                     environment: Self.mpirunEnvironment)
+            let output = run.finish(timeout: .seconds(180))
+            #expect(output.status == 1, "\(Self.describe(output))")
+            #expect(output.stderr.contains("mpirun ended (status 0); the job's status: 1"), "\(Self.describe(output))")
+        }
     }
 
     @Test func mpirunWithTheMPIBackendTrainsAsPhalanxRunDoes() throws {
-        let page = try LaunchingPage()
-        let directory = try page.scratchDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let output = try page.start("mpirun-static", in: directory, environment: Self.mpirunEnvironment).finish(timeout: .seconds(180))
-        #expect(output.status == 0, "\(Self.describe(output))")
-        let mpi = try Self.weights("mpirun-2", members: 2, in: directory)
-        let reference = try Self.phalanxRunWeights(workers: 2, in: directory)
-        // Open MPI's all-reduce adds in its own order: the same training within rounding.
-        #expect(mpi.allSatisfy { FinalWeights.relativeDifference($0, reference) < 1e-5 }, "mpirun's weights are far from phalanx-run's")
+        try Self.withScratch { page, directory in
+            let output = try page.start("mpirun-static", in: directory, environment: Self.mpirunEnvironment).finish(timeout: .seconds(180))
+            #expect(output.status == 0, "\(Self.describe(output))")
+            let mpi = try Self.weights("mpirun-2", members: 2, in: directory)
+            let reference = try Self.phalanxRunWeights(workers: 2, in: directory)
+            // Open MPI's all-reduce adds in its own order: the same training within rounding.
+            #expect(mpi.allSatisfy { FinalWeights.relativeDifference($0, reference) < 1e-5 }, "mpirun's weights are far from phalanx-run's")
+        }
     }
 }

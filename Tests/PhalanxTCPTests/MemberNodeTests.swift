@@ -123,6 +123,7 @@ import Testing
 /// A thread-safe counter.
 final class EventCount: @unchecked Sendable {
     private let lock = NSLock()
+    // Guarded by `lock`.
     private var count = 0
     func add() { lock.lock(); count += 1; lock.unlock() }
     var value: Int { lock.lock(); defer { lock.unlock() }; return count }

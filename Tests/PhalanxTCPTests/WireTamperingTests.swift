@@ -7,8 +7,15 @@ import Testing
 /// what rank 0 sends. Without protection the job ends "successfully" with wrong sums; under
 /// `mac` and `aead` every rank fails with an error that names the forged or replayed segment.
 @Suite(.serialized) struct WireTamperingTests {
+    /// The relay, set on the rendezvous' thread and stopped by the test's.
     final class RelayBox: @unchecked Sendable {
-        var relay: TamperingRelay?
+        private let lock = NSLock()
+        // Guarded by `lock`.
+        private var value: TamperingRelay?
+        var relay: TamperingRelay? {
+            get { lock.lock(); defer { lock.unlock() }; return value }
+            set { lock.lock(); value = newValue; lock.unlock() }
+        }
     }
 
     /// The handshake's answer from rank 0 ("PHXC", job id "test-job", rank, epoch, nonce, MAC):
