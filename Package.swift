@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "PhalanxElastic", targets: ["PhalanxElastic"]),
         .library(name: "PhalanxEtcd", targets: ["PhalanxEtcd"]),
         .library(name: "PhalanxTelemetry", targets: ["PhalanxTelemetry"]),
+        .library(name: "PhalanxPrometheus", targets: ["PhalanxPrometheus"]),
         .executable(name: "phalanx-run", targets: ["phalanx-run"]),
         .executable(name: "MNISTMLP", targets: ["MNISTMLP"]),
         .executable(name: "SyntheticMLP", targets: ["SyntheticMLP"]),
@@ -31,6 +32,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // System libraries (apt: libopenblas-dev, libopenmpi-dev, libxxhash-dev).
@@ -68,7 +71,7 @@ let package = Package(
         .target(name: "PhalanxCheckpoint", dependencies: ["PhalanxTensor", "CXXHash"]),
         .target(
             name: "PhalanxElastic",
-            dependencies: ["PhalanxCollectives", "PhalanxTCP", "PhalanxCheckpoint", "PhalanxNN", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["PhalanxCollectives", "PhalanxTCP", "PhalanxCheckpoint", "PhalanxNN", "PhalanxTelemetry", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "PhalanxEtcd",
@@ -77,14 +80,25 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
-        .target(name: "PhalanxTelemetry"),
+        .target(name: "PhalanxTelemetry", dependencies: [.product(name: "CoreMetrics", package: "swift-metrics")]),
+        // Prometheus exposition of the library's swift-metrics (workers and launchers; library
+        // modules record through swift-metrics only).
+        .target(
+            name: "PhalanxPrometheus",
+            dependencies: [
+                "PhalanxTelemetry", .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"), .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
         .target(name: "Phalanx", dependencies: ["PhalanxTensor", "PhalanxNN", "PhalanxData", "PhalanxCollectives", "PhalanxTCP"]),
 
         // Tools and examples.
         .executableTarget(
             name: "phalanx-bench",
             dependencies: [
-                "Phalanx", "CBLAS", "CMPI", "PhalanxMPI", "PhalanxTesting", "PhalanxCheckpoint", "PhalanxElastic",
+                "Phalanx", "CBLAS", "CMPI", "PhalanxMPI", "PhalanxTesting", "PhalanxCheckpoint", "PhalanxElastic", "PhalanxPrometheus", "PhalanxTelemetry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -95,7 +109,7 @@ let package = Package(
         .target(
             name: "TrainerKit",
             dependencies: [
-                "Phalanx", "PhalanxCheckpoint", "PhalanxElastic", "PhalanxMPI", "PhalanxTelemetry",
+                "Phalanx", "PhalanxCheckpoint", "PhalanxElastic", "PhalanxMPI", "PhalanxTelemetry", "PhalanxPrometheus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Examples/TrainerKit"
@@ -112,7 +126,11 @@ let package = Package(
         .executableTarget(name: "QuickStart", dependencies: ["Phalanx", "PhalanxElastic"], path: "Examples/QuickStart"),
         .executableTarget(
             name: "phalanx-run",
-            dependencies: ["Phalanx", "PhalanxElastic", "PhalanxEtcd", "PhalanxTelemetry", "PhalanxTCP", .product(name: "Logging", package: "swift-log"), .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "Phalanx", "PhalanxElastic", "PhalanxEtcd", "PhalanxTelemetry", "PhalanxPrometheus", "PhalanxTCP", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ]
         ),
 
         // Tests.
@@ -130,7 +148,10 @@ let package = Package(
         .testTarget(name: "CMPITests", dependencies: ["CMPI"]),
         .testTarget(name: "PhalanxCollectivesTests", dependencies: ["PhalanxCollectives", "PhalanxTesting", "PhalanxTensor"]),
         .testTarget(name: "PhalanxTCPTests", dependencies: ["PhalanxTCP", "PhalanxCollectives", "PhalanxTesting"]),
-        .testTarget(name: "PhalanxTelemetryTests", dependencies: ["PhalanxTelemetry"]),
+        .testTarget(
+            name: "PhalanxTelemetryTests",
+            dependencies: ["PhalanxTelemetry", "PhalanxPrometheus", "PhalanxTesting", .product(name: "MetricsTestKit", package: "swift-metrics")]
+        ),
         .testTarget(name: "ExamplesTests", dependencies: ["PhalanxTCP", "PhalanxCheckpoint", "PhalanxTesting", "PhalanxTelemetry", "PhalanxEtcd"]),
         .testTarget(name: "PhalanxElasticTests", dependencies: ["PhalanxElastic", "PhalanxTCP", "PhalanxCheckpoint", "PhalanxTesting"]),
         .testTarget(name: "PhalanxEtcdTests", dependencies: ["PhalanxEtcd", "PhalanxElastic", "PhalanxTCP", "PhalanxTesting"]),

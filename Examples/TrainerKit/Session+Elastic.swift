@@ -2,6 +2,7 @@ import Foundation
 import Phalanx
 import PhalanxCheckpoint
 import PhalanxElastic
+import PhalanxPrometheus
 import PhalanxTelemetry
 
 extension Session {
@@ -18,7 +19,14 @@ extension Session {
             elastic.agreementTimeout = .milliseconds(ms)
         }
         if let seconds = options.joinWaitS { elastic.joinWaitTimeout = .milliseconds(Int(seconds * 1000)) }
+        // PHALANX_METRICS_PORT: /metrics and /healthz (swift-metrics bootstrapped first, so
+        // the member records into the Prometheus registry).
+        let metricsServer = try WorkerMetricsServer.fromEnvironment()
+        defer { metricsServer?.close() }
         let member = try ElasticMember.start(options: elastic)
+        metricsServer?.health = member.metrics.health
+        metricsServer?.announce(member: member.id)
+        let metrics = member.metrics
         // In place: this loop changes the state only after its all-reduce succeeded, so commits
         // need no copy (docs/elastic.md, "State and the step in flight").
         let state = ElasticState(model: model, optimizer: optimizer, policy: .inPlace)
@@ -37,6 +45,7 @@ extension Session {
         member.onStepOutcome = { [self] outcome in
             switch outcome {
             case let .committed(step, worldSize):
+                metrics.record(loss: lastLoss * Double(worldSize), samples: sampler.globalBatchCount(step: step))
                 report.committed(step: step, loss: lastLoss * Double(worldSize), worldSize: worldSize, epoch: sampler.epoch(ofStep: step),
                                  seconds: Date().timeIntervalSince(stepStart), batchSize: options.batchSize)
                 if firstCommitAfterChange {

@@ -3,6 +3,8 @@ import Phalanx
 import PhalanxCheckpoint
 import PhalanxElastic
 import PhalanxMPI
+import PhalanxPrometheus
+import PhalanxTelemetry
 
 extension Session {
     /// One process, or a fixed set of ranks over our TCP ring or Open MPI. A failed rank ends
@@ -16,6 +18,12 @@ extension Session {
         }
         defer { if backend == "mpi" { MPIRuntime.finalize() } }
         let rank = communicator?.rank ?? 0, size = communicator?.worldSize ?? 1
+        let metricsServer = try WorkerMetricsServer.fromEnvironment()
+        defer { metricsServer?.close() }
+        let metrics = PhalanxMetrics()
+        metrics.identify(member: rank, minimumWorldSize: size)
+        metricsServer?.health = metrics.health
+        metricsServer?.announce(member: rank)
         // The state in checkpoints is the same as the elastic mode's (parameters, optimizer
         // state, step, optimizer step count).
         let state = ElasticState(model: model, optimizer: optimizer, policy: .inPlace)
@@ -29,7 +37,11 @@ extension Session {
                     try state.load(latest)
                     print("resumed from \(latest.file.path) at step \(state.step)")
                 }
-                writer = AsyncCheckpointWriter(store: store) { path, saved in print("checkpoint written step \(saved): \(path)") }
+                writer = AsyncCheckpointWriter(store: store) { path, saved, took in
+                    let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+                    metrics.checkpointWritten(step: saved, bytes: bytes, seconds: Double(took / .microseconds(1)) / 1e6)
+                    print("checkpoint written step \(saved): \(path)")
+                }
             }
         }
         // A failed step ends the job, but the checkpoints submitted before it hold committed
@@ -57,8 +69,11 @@ extension Session {
             try reduceGradients(over: communicator, timeline: report.timeline)
             try update(step: step, timeline: report.timeline)
             state.commitStep()
+            let stepSeconds = Date().timeIntervalSince(stepStart)
+            metrics.stepCommitted(step: state.step, worldSize: size, epoch: 0, seconds: stepSeconds)
+            metrics.record(loss: loss * Double(size), samples: sampler.globalBatchCount(step: step))
             report.committed(step: step, loss: loss * Double(size), worldSize: size, epoch: sampler.epoch(ofStep: step),
-                             seconds: Date().timeIntervalSince(stepStart), batchSize: options.batchSize)
+                             seconds: stepSeconds, batchSize: options.batchSize)
             lossSinceReport += loss
             stepsSinceReport += 1
             if state.step == options.killAtStepThisAttempt {

@@ -25,11 +25,11 @@ public final class AsyncCheckpointWriter: @unchecked Sendable {
         return supersededCount
     }
 
-    private let onWritten: @Sendable (String, Int) -> Void
+    private let onWritten: @Sendable (String, Int, Duration) -> Void
 
-    /// Starts the writer thread for `store`; `onWritten(path, step)` is called on that thread
-    /// after each checkpoint is durable.
-    public init(store: CheckpointStore, onWritten: @escaping @Sendable (String, Int) -> Void = { _, _ in }) {
+    /// Starts the writer thread for `store`; `onWritten(path, step, took)` is called on that
+    /// thread after each checkpoint is durable, with how long writing it took.
+    public init(store: CheckpointStore, onWritten: @escaping @Sendable (String, Int, Duration) -> Void = { _, _, _ in }) {
         self.store = store
         self.onWritten = onWritten
         let thread = Thread { [self] in run() }
@@ -86,9 +86,10 @@ public final class AsyncCheckpointWriter: @unchecked Sendable {
             var path: String?
             var saveFailure: CheckpointError?
             do {
+                let began = ContinuousClock.now
                 let saved = try store.save(snapshot)
                 path = saved
-                onWritten(saved, snapshot.metadata.step)
+                onWritten(saved, snapshot.metadata.step, .now - began)
             } catch let saveError as CheckpointError { saveFailure = saveError } catch {
                 saveFailure = CheckpointError(.io, path: store.directory, "\(error)")
             }

@@ -1,4 +1,6 @@
+import Foundation
 import PhalanxCollectives
+import PhalanxTelemetry
 import PhalanxTensor
 
 /// The current epoch's ring, as the step closure sees it: a `Communicator` whose every
@@ -12,11 +14,14 @@ public final class ElasticCommunicator: Communicator {
     public let ring: RingCommunicator
     /// Options used for every call (timeout = the failure timeout).
     public let options: CollectiveOptions
+    /// Where all-reduces are counted (bytes, time, bus bandwidth); nil: nowhere.
+    public let metrics: PhalanxMetrics?
 
     /// Wraps the ring of an epoch with the elastic options.
-    public init(ring: RingCommunicator, options: CollectiveOptions) {
+    public init(ring: RingCommunicator, options: CollectiveOptions, metrics: PhalanxMetrics? = nil) {
         self.ring = ring
         self.options = options
+        self.metrics = metrics
     }
 
     /// This member's ring position.
@@ -34,7 +39,11 @@ public final class ElasticCommunicator: Communicator {
     /// All-reduces `buffer` in place (all members, same element count).
     /// - Throws: `CollectiveError`; the loop then recovers and redoes the step.
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp, options requested: CollectiveOptions) throws {
+        guard let metrics else { return try ring.allReduce(buffer, op: op, options: bounded(requested)) }
+        let began = ContinuousClock.now
         try ring.allReduce(buffer, op: op, options: bounded(requested))
+        let took = ContinuousClock.now - began
+        metrics.allReduced(bytes: buffer.count * MemoryLayout<Float>.stride, seconds: Double(took / .nanoseconds(1)) / 1e9, members: ring.worldSize)
     }
 
     /// Reduces over all members, leaving this member's chunk.

@@ -5,6 +5,8 @@ import PhalanxTCP
 /// the restored state (the timings of `MembershipChange`).
 struct ChangeRecord {
     var detectedAt: Date
+    /// When the step that failed began (nil when no step was in flight).
+    var stepBegan: Date?
     var cause: String
     var interruptedStep: Int
     var previousMembers: [Int]
@@ -20,7 +22,9 @@ extension ElasticMember {
     /// The data plane stopped: the first cause of this change, and when it was seen.
     func noteDetected(_ cause: String, step: Int, state: ElasticState) {
         guard change == nil else { return }
-        change = ChangeRecord(detectedAt: Date(), cause: cause, interruptedStep: step, previousMembers: ringMembership?.ids ?? [])
+        metrics.notReady()
+        change = ChangeRecord(detectedAt: Date(), stepBegan: stepBegan, cause: cause, interruptedStep: step, previousMembers: ringMembership?.ids ?? [])
+        stepBegan = nil
     }
 
     /// A new membership was installed (the agreement is over).
@@ -52,6 +56,13 @@ extension ElasticMember {
             rank: membership.position(of: id) ?? 0, worldSize: membership.members.count, keptConnections: record.keptConnections,
             detectedAt: record.detectedAt, agreedAt: agreedAt, rebuiltAt: record.rebuiltAt ?? agreedAt, restoredAt: now)
         changes.append(result)
+        let rebuilt = record.rebuiltAt ?? agreedAt
+        metrics.membershipChanged(
+            lost: result.lost.count, joined: result.joined.count, rejoined: record.rejoined,
+            phases: .init(detect: record.stepBegan.map { record.detectedAt.timeIntervalSince($0) } ?? 0,
+                          agree: agreedAt.timeIntervalSince(record.detectedAt),
+                          rebuild: rebuilt.timeIntervalSince(agreedAt), restore: now.timeIntervalSince(rebuilt)),
+            member: id)
         onMembershipChange?(result)
     }
 }

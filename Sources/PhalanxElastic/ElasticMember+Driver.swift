@@ -59,6 +59,7 @@ extension ElasticMember {
         for action in actions {
             switch action {
             case let .send(message, address):
+                if case .refuse = message { metrics.joinRefused() }
                 channel.send(message, to: address)
             case let .armTimer(timer, delay):
                 let nanoseconds = max(0, delay / .nanoseconds(1))

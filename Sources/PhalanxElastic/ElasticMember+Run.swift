@@ -37,7 +37,12 @@ extension ElasticMember {
                     logger.info("member \(id) resumed from \(latest.file.path) at step \(state.step)")
                 }
             }
-            checkpointWriter = AsyncCheckpointWriter(store: store) { [logger] path, step in logger.info("checkpoint step \(step): \(path)") }
+            let metrics = self.metrics
+            checkpointWriter = AsyncCheckpointWriter(store: store) { [logger] path, step, took in
+                let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+                metrics.checkpointWritten(step: step, bytes: bytes, seconds: Double(took / .microseconds(1)) / 1e6)
+                logger.info("checkpoint step \(step): \(path)")
+            }
         }
         defer { try? checkpointWriter?.close() }
         if initial { try synchronizeInitially(state) }
@@ -134,6 +139,7 @@ extension ElasticMember {
             return nil
         }
         announceChange(state)
+        let metrics = self.metrics
         while state.step < lastStep {
             if answerStop(state) { return nil }
             if stopRequested {
@@ -141,12 +147,15 @@ extension ElasticMember {
                 return loop.summary(changes: changes, stopped: true)
             }
             state.markDirty()
-            let communicator = ElasticCommunicator(ring: ring, options: collectiveOptions)
+            let communicator = ElasticCommunicator(ring: ring, options: collectiveOptions, metrics: metrics)
+            let began = Date()
+            stepBegan = began
             do {
                 try body(ElasticStep(index: state.step, rank: ring.rank, worldSize: ring.worldSize, epoch: ring.epoch, communicator: communicator))
             } catch let failure as CollectiveError where Self.recoverable.contains(failure.code) {
                 state.restore()
                 loop.discarded(step: state.step)
+                metrics.stepDiscarded()
                 onStepOutcome?(.discarded(step: state.step, reason: failure.message))
                 noteDetected(failure.message, step: state.step, state: state)
                 if stopRequested { return loop.summary(changes: changes, stopped: true) }
@@ -158,6 +167,8 @@ extension ElasticMember {
             }
             state.commitStep()
             loop.committed()
+            metrics.stepCommitted(step: state.step, worldSize: ring.worldSize, epoch: ring.epoch, seconds: Date().timeIntervalSince(began))
+            metrics.connectionsRefused(total: node.refusedConnections)
             onStepOutcome?(.committed(step: state.step - 1, worldSize: ring.worldSize))
             try maybeCheckpoint(state)
             if answerStop(state) { return nil }

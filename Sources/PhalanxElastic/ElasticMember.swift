@@ -3,6 +3,7 @@ import Logging
 import PhalanxCheckpoint
 import PhalanxCollectives
 import PhalanxTCP
+import PhalanxTelemetry
 
 /// This process's place in an elastic job: the driver of its `MembershipCore` (the protocol,
 /// a pure state machine) over real sockets, timers and the training thread.
@@ -51,10 +52,31 @@ public final class ElasticMember: @unchecked Sendable {
     var checkpointWriter: AsyncCheckpointWriter?
     var changes: [MembershipChange] = []
     var change: ChangeRecord?
+    /// When the step in flight began (the detect phase of a recovery starts there).
+    var stepBegan: Date?
     /// False for a newcomer until a transfer gave it the job's state.
     var holdsJobState = true
     /// Whether `run` was called before (only the first call synchronises the initial state).
     var ranBefore = false
+
+    // Guarded by `lock` (the heartbeat thread records misses).
+    private var recorder = PhalanxMetrics()
+
+    /// Where this member records its metrics (swift-metrics; by default made by the factory
+    /// the program bootstrapped when the member was created). Set it on the training thread.
+    public var metrics: PhalanxMetrics {
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return recorder
+        }
+        set {
+            lock.lock()
+            recorder = newValue
+            lock.unlock()
+            newValue.identify(member: id, minimumWorldSize: options.minimumMembers)
+        }
+    }
 
     /// Called on the training thread after each change of members, once the state is restored
     /// (e.g. to rescale the learning rate, or to log `change.summary`).
@@ -75,6 +97,7 @@ public final class ElasticMember: @unchecked Sendable {
         self.logger = logger
         self.channel = MessageChannel(node: node, logger: logger, handshakeTimeout: options.handshakeTimeout)
         self.ring = RingCommunicator(transport: LoneTransport(), epoch: 0)
+        recorder.identify(member: id == MemberNode.newcomerID ? nil : id, minimumWorldSize: options.minimumMembers)
     }
 
     deinit { shutdown() }
@@ -258,6 +281,7 @@ public final class ElasticMember: @unchecked Sendable {
             id = assigned
             node.memberID = assigned
             channel.id = assigned
+            recorder.identify(member: assigned, minimumWorldSize: options.minimumMembers)
             logger.info("member \(assigned) admitted at epoch \(core.membership.epoch) with \(core.membership.members.count) members")
         }
     }
@@ -265,7 +289,10 @@ public final class ElasticMember: @unchecked Sendable {
     /// Starts the listener and heartbeat threads.
     func listen() {
         channel.start { [weak self] message, sender in self?.feed(.received(message, from: sender)) }
-        heartbeat.onSuspect = { [weak self] peer, silence in self?.feed(.suspected(id: peer, reason: "no heartbeat for \(silence)")) }
+        heartbeat.onSuspect = { [weak self] peer, silence in
+            self?.metrics.heartbeatMissed()
+            self?.feed(.suspected(id: peer, reason: "no heartbeat for \(silence)"))
+        }
         heartbeat.start()
     }
 }

@@ -29,6 +29,8 @@ final class NodeAgent: @unchecked Sendable {
         var arguments: [String]
         /// The etcd cluster's members (`--rdzv-backend etcd`); nil for `builtin`.
         var etcd: [String]?
+        /// `--metrics-port`: serves this node's workers' metrics (nil: off).
+        var monitor: LauncherMonitor?
     }
 
     private let configuration: Configuration
@@ -260,6 +262,7 @@ final class NodeAgent: @unchecked Sendable {
         adopted = first.generation
         lock.unlock()
         let supervisor = Supervisor(arguments: configuration.arguments, first: generation(for: first), makeNext: nil)
+        supervisor.monitor = configuration.monitor
         Signals.forward(to: supervisor)
         do { try supervisor.startWorkers() } catch {
             return Supervisor.Outcome(code: 1, summary: "could not start the workers: \(error)")

@@ -68,6 +68,10 @@ struct PhalanxRun: ParsableCommand {
     var stallTimeout: Double = 0
     @Option(help: "Directory for the workers' metrics, timelines and plot (PHALANX_OUT_DIR); the timelines are merged into timeline.json at the end.")
     var outDir: String?
+    @Option(help: "Serve one Prometheus endpoint (/metrics, /healthz, /readyz) for all this launcher's workers on this port, their samples labelled by member and node (0: any free port, said on stderr).")
+    var metricsPort: Int?
+    @Option(help: "Address the --metrics-port endpoint listens on.")
+    var metricsHost = "0.0.0.0"
     @Argument(parsing: .captureForPassthrough, help: "The trainer and its arguments (after --).")
     var command: [String]
 
@@ -94,6 +98,7 @@ struct PhalanxRun: ParsableCommand {
         } else {
             guard let nproc, nproc >= 1 else { throw ValidationError("--nproc must be at least 1 (or give --nnodes and --nproc-per-node)") }
         }
+        if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be a port number (0: any free port)") }
         guard maxRestarts >= 0 else { throw ValidationError("--max-restarts must be ≥ 0") }
         guard restartWindow > 0, restartWindow.isFinite, restartWindow < 1e9 else { throw ValidationError("--restart-window must be a positive number of seconds") }
         guard stallTimeout.isFinite, stallTimeout < 1e9 else { throw ValidationError("--stall-timeout must be a number of seconds") }
@@ -166,6 +171,8 @@ struct PhalanxRun: ParsableCommand {
                                          starts: (0..<workers).map { ["PHALANX_RANK": "\($0)"] })
         }
         let supervisor = Supervisor(arguments: arguments, first: try makeGeneration(0), makeNext: makeGeneration)
+        supervisor.monitor = try startMonitor(minimumWorkers: minNproc ?? 1)
+        defer { supervisor.monitor?.close() }
         Signals.forward(to: supervisor)
         try supervisor.startWorkers()
         var budget = Supervisor.Restarts(replacements: RestartBudget(limit: maxRestarts, window: .seconds(restartWindow)), maxGenerations: maxResumes, checkpoints: checkpoints)
@@ -205,11 +212,20 @@ struct PhalanxRun: ParsableCommand {
             endpointPort: endpoint.port, jobID: rdzvId, lastCall: .seconds(rdzvLastCall),
             rendezvousTimeout: .seconds(rdzvTimeout), checkpoints: checkpoints, scratch: scratch, outDir: outDir,
             maxRestarts: maxRestarts, restartWindow: .seconds(restartWindow), checkpointEvery: checkpointEvery, arguments: arguments,
-            etcd: rdzvBackend == "etcd" ? etcdEndpoints : nil)
+            etcd: rdzvBackend == "etcd" ? etcdEndpoints : nil, monitor: try startMonitor(minimumWorkers: 1))
+        defer { configuration.monitor?.close() }
         let agent = try NodeAgent(configuration, environment: ProcessInfo.processInfo.environment, logger: Logger(label: "phalanx-run"))
         let outcome = agent.run { Supervisor.say($0) }
         Supervisor.say(outcome.summary)
         throw ExitCode(outcome.code)
+    }
+
+    /// `--metrics-port`: the endpoint for this launcher's workers (nil without the option).
+    private func startMonitor(minimumWorkers: Int) throws -> LauncherMonitor? {
+        guard let metricsPort else { return nil }
+        let monitor = try LauncherMonitor(host: metricsHost, port: metricsPort, node: ProcessInfo.processInfo.hostName, minimumWorkers: minimumWorkers)
+        Supervisor.say("metrics of every worker at http://\(metricsHost):\(monitor.port)/metrics (health: /healthz, /readyz)")
+        return monitor
     }
 
     private func mergeTimelines(in directory: String) {

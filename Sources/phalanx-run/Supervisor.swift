@@ -67,6 +67,8 @@ final class Supervisor: @unchecked Sendable {
         var lostWait: Duration = .seconds(120)
     }
 
+    /// `--metrics-port`: the endpoint serving the workers' metrics (set before starting them).
+    var monitor: LauncherMonitor?
     private let arguments: [String]
     private let makeNext: ((Int) throws -> Generation)?
     // Guarded by `lock`.
@@ -165,9 +167,12 @@ final class Supervisor: @unchecked Sendable {
         let path = executable.contains("/") ? executable : Supervisor.which(executable) ?? executable
         var variables = ProcessInfo.processInfo.environment
         for (key, value) in current.environment.merging(extra, uniquingKeysWith: { _, new in new }) { variables[key] = value }
+        if monitor != nil { variables["PHALANX_METRICS_PORT"] = "auto" }
         let process = try ChildProcess(path: path, arguments: Array(arguments.dropFirst()), environment: variables)
         let readers = DispatchGroup()
-        stream(process.output, prefix: "[\(label)] ", to: STDOUT_FILENO, group: readers)
+        stream(process.output, prefix: "[\(label)] ", to: STDOUT_FILENO, group: readers) { [monitor] line in
+            monitor?.workerSaid(String(decoding: line, as: UTF8.self), label: label)
+        }
         stream(process.errors, prefix: "[\(label)] ", to: STDERR_FILENO, group: readers)
         lock.lock()
         workers.append(Worker(label: label, rank: extra["PHALANX_RANK"].flatMap { Int($0) }, generation: current.number, process: process, readers: readers, started: .now))
@@ -177,10 +182,11 @@ final class Supervisor: @unchecked Sendable {
         if lateForStop { process.signal(SIGTERM) }
     }
 
-    /// Copies a worker's pipe to `sink` line by line, each line prefixed.
-    private func stream(_ descriptor: Int32, prefix: String, to sink: Int32, group: DispatchGroup) {
+    /// Copies a worker's pipe to `sink` line by line, each line prefixed (and shown to `watch`).
+    private func stream(_ descriptor: Int32, prefix: String, to sink: Int32, group: DispatchGroup, watch: (@Sendable (ArraySlice<UInt8>) -> Void)? = nil) {
         let label = Array(prefix.utf8)
         PipeLines.read(descriptor, group: group) { [output] line, complete in
+            watch?(line)
             output.lock()
             Supervisor.write(label + line + (complete ? [] : [0x0A]), to: sink)
             output.unlock()
@@ -245,6 +251,7 @@ final class Supervisor: @unchecked Sendable {
                 case let .exited(code): (code, false)
                 case let .signalled(number): (number, true)
                 }
+                monitor?.workerEnded(worker.label, how: signalled ? "killed" : status == 0 ? "finished" : "failed")
                 if status == 0 && !signalled {
                     finished += 1
                     continue
@@ -278,6 +285,7 @@ final class Supervisor: @unchecked Sendable {
             for replacement in due where !stop && !jobDone() && replacement.generation == current.number {
                 do {
                     try spawn(label: replacement.label, extra: replacement.rank.map { ["PHALANX_RANK": "\($0)"] } ?? ["PHALANX_JOIN": "1"])
+                    monitor?.replacementStarted()
                     anyRunning = true
                 } catch {
                     say("could not start worker \(replacement.label): \(error)")
@@ -285,6 +293,7 @@ final class Supervisor: @unchecked Sendable {
                 }
             }
             if !pending.isEmpty { anyRunning = true }
+            monitor?.observe(running: snapshot.filter { $0.generation == current.number && $0.process.termination == nil }.count, generation: current.number)
             if elsewhere { lostSince = nil }
             if let since = lostSince, !stop {
                 if .now - since < budget.lostWait {
