@@ -44,6 +44,7 @@ extension Session {
                 }
             }
         }
+        metrics.expectCheckpoints(writer != nil)
         // A failed step ends the job, but the checkpoints submitted before it hold committed
         // steps: they are written before the process exits (a launcher restarts from them).
         defer { try? writer?.close() }

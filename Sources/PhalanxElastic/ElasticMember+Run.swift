@@ -38,6 +38,7 @@ extension ElasticMember {
                 }
             }
             let metrics = self.metrics
+            metrics.expectCheckpoints(options.checkpointEvery > 0)
             checkpointWriter = AsyncCheckpointWriter(store: store) { [logger] path, step, took in
                 let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
                 metrics.checkpointWritten(step: step, bytes: bytes, seconds: Double(took / .microseconds(1)) / 1e6)
@@ -218,7 +219,8 @@ extension ElasticMember {
     /// Hands a durable checkpoint to the background writer every `checkpointEvery` steps; only
     /// the first member in ring order writes.
     func maybeCheckpoint(_ state: ElasticState) throws {
-        guard let writer = checkpointWriter, options.checkpointEvery > 0, state.step % options.checkpointEvery == 0, ring.rank == 0 else { return }
+        guard let writer = checkpointWriter, options.checkpointEvery > 0, state.step % options.checkpointEvery == 0 else { return }
+        guard ring.rank == 0 else { return metrics.checkpointTaken(step: state.step) }
         let start = Date()
         try writer.submit(try state.checkpointSnapshot(epoch: 0, dataCursor: state.step, worldSize: ring.worldSize))
         onCheckpoint?(state.step, start, Date())

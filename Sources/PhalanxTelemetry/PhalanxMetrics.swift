@@ -67,6 +67,7 @@ public final class PhalanxMetrics: @unchecked Sendable {
     private let lock = NSLock()
     private var lastSamplesAt: Date?
     private var checkpointBase: Int?
+    private var checkpointsExpected = false
     private var refusedSoFar = 0
 
     /// The causes `phalanx_membership_changes_total` is labelled with.
@@ -127,8 +128,9 @@ public final class PhalanxMetrics: @unchecked Sendable {
         lock.lock()
         let base = checkpointBase ?? (next - 1)
         checkpointBase = base
+        let expected = checkpointsExpected
         lock.unlock()
-        checkpointAge.record(next - base)
+        if expected { checkpointAge.record(next - base) }
         health.update {
             $0.ready = true
             $0.step = next
@@ -208,6 +210,21 @@ public final class PhalanxMetrics: @unchecked Sendable {
         if seconds > 0, members > 1 {
             busBandwidth.record(Double(bytes) * 2 * Double(members - 1) / Double(members) / seconds)
         }
+    }
+
+    /// Whether this process keeps durable checkpoints (`phalanx_checkpoint_age_steps` stays 0
+    /// where it does not: no alert for a job that chose to keep none).
+    public func expectCheckpoints(_ expected: Bool) {
+        lock.lock()
+        checkpointsExpected = expected
+        lock.unlock()
+    }
+
+    /// The job took a checkpoint of `step` that another member writes (the age counts from it).
+    public func checkpointTaken(step taken: Int) {
+        lock.lock()
+        checkpointBase = max(checkpointBase ?? taken, taken)
+        lock.unlock()
     }
 
     /// A durable checkpoint of `step` was written: `bytes` on disk, in `seconds`.
