@@ -2,7 +2,7 @@
 # Both install the missing system packages first (as root with apt-get; otherwise they print
 # the exact command to run and stop).
 
-APT_PACKAGES := libopenmpi-dev openmpi-bin libopenblas-dev libxxhash-dev pkg-config etcd-server etcd-client slurm-wlm munge psmisc
+APT_PACKAGES := libopenmpi-dev openmpi-bin libopenblas-dev libxxhash-dev pkg-config etcd-server etcd-client slurm-wlm munge psmisc prometheus librsvg2-bin
 SWIFT ?= swift
 BIN := .build/release
 

@@ -2,7 +2,7 @@ import Foundation
 
 /// An SVG chart of a training run: loss (top panel) and throughput (bottom panel) over steps,
 /// with vertical markers where members were lost (red) or joined (green). Plain SVG 1.1, no
-/// scripts, readable in any browser.
+/// scripts, readable in any browser; `rsvg-convert plot.svg -o plot.png` makes a picture.
 public struct TrainingPlot: Sendable {
     /// One point per step.
     public struct Point: Sendable, Equatable {
@@ -52,48 +52,62 @@ public struct TrainingPlot: Sendable {
         self.markers = markers
     }
 
-    /// The SVG document.
-    public func svg(width: Int = 900, height: Int = 560) -> String {
-        let left = 70.0, right = Double(width) - 20, top = 40.0, panel = (Double(height) - top - 60) / 2
+    /// The SVG document: two panels sharing the step axis, loss on top and throughput below,
+    /// each with ticks, grid lines, its unit, the raw series (thin, pale) and the smoothed one
+    /// (bold; TensorBoard's debiased exponential average, weight `smoothing`); membership
+    /// changes as dashed lines labelled in a band above, staggered so labels never overlap.
+    public func svg(width: Int = 960, height: Int = 640, smoothing: Double? = nil) -> String {
+        let weight = smoothing ?? (points.count < 40 ? 0.6 : 0.9)
+        let layout = PlotLayout(width: Double(width), height: Double(height), markerRows: PlotLayout.rows(for: markerLabels(width: width)))
         let steps = points.map(\.step)
-        let firstStep = Double(steps.min() ?? 0), lastStep = Double(max((steps.max() ?? 1), (steps.min() ?? 0) + 1))
-        func x(_ step: Double) -> Double { left + (step - firstStep) / (lastStep - firstStep) * (right - left) }
+        let xTicks = AxisTicks(low: Double(steps.min() ?? 0), high: Double(max(steps.max() ?? 1, (steps.min() ?? 0) + 1)), target: 8)
+        func x(_ step: Double) -> Double { layout.left + (step - xTicks.low) / (xTicks.high - xTicks.low) * (layout.right - layout.left) }
         var out = """
         <?xml version="1.0" encoding="UTF-8"?>
-        <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" viewBox="0 0 \(width) \(height)" font-family="sans-serif" font-size="12">
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" viewBox="0 0 \(width) \(height)" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="\(f(PlotLayout.fontSize))">
         <rect width="100%" height="100%" fill="white"/>
-        <text x="\(width / 2)" y="22" text-anchor="middle" font-size="15">\(escape(title))</text>
+        <text x="\(f(Double(width) / 2))" y="24" text-anchor="middle" font-size="16" font-weight="bold">\(escape(title))</text>
 
         """
-        let panels: [(String, [Double], String, Double)] = [
-            ("loss", points.map(\.loss), "#1f77b4", top),
-            ("samples/s", points.map(\.samplesPerSecond), "#ff7f0e", top + panel + 30),
+        let panels = [
+            PlotPanel(name: "loss", title: "Loss", unit: "loss (cross-entropy)", colour: "#1f77b4", values: points.map(\.loss), top: layout.panelTops[0], clipOutliers: false),
+            PlotPanel(name: "samples/s", title: "Throughput", unit: "samples/s", colour: "#e0600b", values: points.map(\.samplesPerSecond), top: layout.panelTops[1], clipOutliers: true),
         ]
-        for (label, values, colour, y0) in panels {
-            let finite = values.filter(\.isFinite)
-            let low = min(finite.min() ?? 0, 0), high = max(finite.max() ?? 1, low + 1e-9)
-            func y(_ value: Double) -> Double { y0 + panel - (value - low) / (high - low) * panel }
-            out += "<g class=\"panel\" id=\"\(label == "loss" ? "loss" : "throughput")\">\n"
-            out += "<rect x=\"\(f(left))\" y=\"\(f(y0))\" width=\"\(f(right - left))\" height=\"\(f(panel))\" fill=\"none\" stroke=\"#999\"/>\n"
-            out += "<text x=\"\(f(left - 8))\" y=\"\(f(y0 + 12))\" text-anchor=\"end\">\(g(high))</text>\n"
-            out += "<text x=\"\(f(left - 8))\" y=\"\(f(y0 + panel))\" text-anchor=\"end\">\(g(low))</text>\n"
-            out += "<text x=\"\(f(left + 6))\" y=\"\(f(y0 + 14))\" fill=\"\(colour)\">\(escape(label))</text>\n"
-            let path = zip(points, values).filter { $0.1.isFinite }.map { "\(f(x(Double($0.0.step)))),\(f(y($0.1)))" }.joined(separator: " ")
-            if !path.isEmpty {
-                out += "<polyline class=\"series\" data-series=\"\(escape(label))\" fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1.5\" points=\"\(path)\"/>\n"
-            }
-            out += "</g>\n"
+        for (index, panel) in panels.enumerated() {
+            out += panel.svg(points: points, smoothing: weight, layout: layout, x: x, xTicks: xTicks, stepLabels: index == panels.count - 1)
         }
-        for marker in markers {
-            let mx = f(x(Double(marker.step)))
-            let colour = marker.isJoin ? "#2ca02c" : "#d62728"
-            out += "<g class=\"marker\"><line x1=\"\(mx)\" y1=\"\(f(top))\" x2=\"\(mx)\" y2=\"\(f(top + 2 * panel + 30))\" stroke=\"\(colour)\" stroke-dasharray=\"4 3\"/>"
-            out += "<text x=\"\(mx)\" y=\"\(f(top + 2 * panel + 45))\" fill=\"\(colour)\" text-anchor=\"middle\">\(escape(marker.label))</text></g>\n"
+        // Membership changes: a dashed line through both panels, its label in the band above.
+        let bottom = layout.panelTops[1] + layout.panelHeight
+        for placed in markerLabels(width: width) {
+            let mx = f(x(Double(placed.marker.step)))
+            let colour = placed.marker.isJoin ? "#2ca02c" : "#d62728"
+            out += "<g class=\"marker\"><line x1=\"\(mx)\" y1=\"\(f(layout.panelTops[0]))\" x2=\"\(mx)\" y2=\"\(f(bottom))\" stroke=\"\(colour)\" stroke-width=\"1.2\" stroke-dasharray=\"5 3\"/>"
+            out += "<text x=\"\(f(placed.x))\" y=\"\(f(layout.markerBaseline(row: placed.row)))\" fill=\"\(colour)\" text-anchor=\"\(placed.anchor)\">\(escape(placed.marker.label))</text></g>\n"
         }
-        out += "<text x=\"\(f(left))\" y=\"\(height - 8)\">step \(Int(firstStep))</text>\n"
-        out += "<text x=\"\(f(right))\" y=\"\(height - 8)\" text-anchor=\"end\">step \(Int(lastStep))</text>\n"
+        out += "<text x=\"\(f((layout.left + layout.right) / 2))\" y=\"\(f(Double(height) - 10))\" text-anchor=\"middle\">training step</text>\n"
         out += "</svg>\n"
         return out
+    }
+
+    /// Where each marker's label goes: its row in the band (the first row where it does not
+    /// touch the label before it) and its anchor (kept inside the chart at the edges).
+    func markerLabels(width: Int) -> [PlacedMarker] {
+        let layout = PlotLayout(width: Double(width), height: 600, markerRows: 1)
+        let steps = points.map(\.step)
+        let xTicks = AxisTicks(low: Double(steps.min() ?? 0), high: Double(max(steps.max() ?? 1, (steps.min() ?? 0) + 1)), target: 8)
+        var rowEnds: [Double] = []
+        var placed: [PlacedMarker] = []
+        for marker in markers.sorted(by: { $0.step < $1.step }) {
+            let at = layout.left + (Double(marker.step) - xTicks.low) / (xTicks.high - xTicks.low) * (layout.right - layout.left)
+            let textWidth = PlotLayout.textWidth(marker.label)
+            var anchor = "middle", start = at - textWidth / 2
+            if start < layout.left { (anchor, start) = ("start", at) }
+            if start + textWidth > layout.right { (anchor, start) = ("end", at - textWidth) }
+            let row = rowEnds.firstIndex { $0 + 6 <= start } ?? (rowEnds.count < PlotLayout.maxMarkerRows ? rowEnds.count : rowEnds.indices.min { rowEnds[$0] < rowEnds[$1] } ?? 0)
+            if row == rowEnds.count { rowEnds.append(start + textWidth) } else { rowEnds[row] = start + textWidth }
+            placed.append(PlacedMarker(marker: marker, row: row, x: at, anchor: anchor))
+        }
+        return placed
     }
 
     /// Writes the SVG document to `path`.
@@ -102,10 +116,21 @@ public struct TrainingPlot: Sendable {
         try Data(svg().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
-    private func f(_ value: Double) -> String { String(format: "%.1f", value) }
-    private func g(_ value: Double) -> String { String(format: "%.4g", value) }
-    private func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
-    }
+}
+
+/// A marker's label position (`TrainingPlot.markerLabels`).
+struct PlacedMarker {
+    let marker: TrainingPlot.Marker
+    let row: Int
+    let x: Double
+    let anchor: String
+}
+
+/// Coordinates as SVG attributes (one decimal).
+func f(_ value: Double) -> String { String(format: "%.1f", value) }
+
+/// `text` safe inside SVG elements and attributes.
+func escape(_ text: String) -> String {
+    text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+        .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
 }
