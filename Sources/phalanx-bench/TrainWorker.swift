@@ -2,13 +2,14 @@ import ArgumentParser
 import Foundation
 import Phalanx
 import PhalanxElastic
+import PhalanxPrometheus
 
 /// `phalanx-bench train-worker` (hidden): one rank of a synthetic MLP training job, either on
 /// the plain TCP ring or elastic, printing JSON lines (step times, membership changes).
 struct TrainWorkerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train-worker", abstract: "One rank of the recovery benchmark.", shouldDisplay: false)
 
-    @Option(help: "plain (TCP ring), elastic, or paired (both in one job, alternating blocks of 10 steps).")
+    @Option(help: "plain (TCP ring), elastic, paired (both in one job, alternating blocks of 10 steps) or metrics (elastic with metrics on and off, alternating).")
     var mode = "elastic"
     @Option(help: "Steps to train.")
     var steps = 200
@@ -52,10 +53,13 @@ struct TrainWorkerCommand: ParsableCommand {
             emitDone(member: ring.rank, worldSize: ring.worldSize, times: times, workload: workload)
             return
         }
+        // Metrics on: swift-metrics goes to the Prometheus registry before the member exists.
+        if mode == "metrics" { _ = PrometheusExport.registry }
         var options = ElasticOptions()
         options.startTimeout = .seconds(120)
         let member = try ElasticMember.start(options: options)
         if mode == "paired" { return try paired(member) }
+        if mode == "metrics" { return try metricsPaired(member) }
         let state = ElasticState(model: workload.model, optimizer: workload.optimizer, policy: commitPolicy)
         emit(["event": "started", "member": member.id, "pid": Int(getpid())])
         var afterChange = false

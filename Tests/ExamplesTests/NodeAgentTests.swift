@@ -55,9 +55,16 @@ struct NodeAgentTests {
         defer { namespaces.remove() }
         let out = Self.directory("nodes")
         let trainer = ["--steps", "1500", "--step-delay-ms", "10", "--checkpoint-every", "100"]
-        let first = try Self.agents(namespaces, on: [0, 1, 2], nodes: "2:4", trainer: trainer + ["--save", "\(out)/w-{member}.safetensors"])
+        let first = try Self.agents(namespaces, on: [0, 1, 2], nodes: "2:4", trainer: trainer + ["--save", "\(out)/w-{member}.safetensors"],
+                                    extra: ["--metrics-port", "9464"])
         defer { for index in 0..<4 { namespaces.killEverything(on: index) } }
         try #require(Self.waitForCheckpoint(300, [first], timeout: .seconds(90)), "\(first.stderrSoFar(0).suffix(2000))")
+        // Each agent serves its own node's two workers on --metrics-port (reached over the bridge).
+        let page = HTTPGet.fetch(host: namespaces.address(2), port: 9464, path: "/metrics")
+        #expect(page?.status == 200)
+        let members = (page?.body ?? "").split(separator: "\n").filter { $0.hasPrefix("phalanx_step{member=") }
+        #expect(members.count == 2, "\(page?.body.prefix(1500) ?? "no answer")")
+        #expect(page?.body.contains("phalanx_launcher_workers_running 2") == true)
         // The workers hold their incarnation's own secret, never the one the agents share.
         let environments = namespaces.processes(on: 1).compactMap { FileManager.default.contents(atPath: "/proc/\($0)/environ") }
             .map { String(decoding: $0, as: UTF8.self) }.filter { $0.contains("PHALANX_ELASTIC=1") }
