@@ -19,13 +19,13 @@ extension Session {
             elastic.agreementTimeout = .milliseconds(ms)
         }
         if let seconds = options.joinWaitS { elastic.joinWaitTimeout = .milliseconds(Int(seconds * 1000)) }
-        // PHALANX_METRICS_PORT: /metrics and /healthz (swift-metrics bootstrapped first, so
-        // the member records into the Prometheus registry).
+        // PHALANX_METRICS_PORT: /metrics and /healthz; the member records into its registry.
         let metricsServer = try WorkerMetricsServer.fromEnvironment()
         defer { metricsServer?.close() }
         let member = try ElasticMember.start(options: elastic)
-        metricsServer?.health = member.metrics.health
+        if let metricsServer { member.metrics = metricsServer.metrics }
         metricsServer?.announce(member: member.id)
+        var announced = member.id
         let metrics = member.metrics
         // In place: this loop changes the state only after its all-reduce succeeded, so commits
         // need no copy (docs/elastic.md, "State and the step in flight").
@@ -36,6 +36,11 @@ extension Session {
         member.onMembershipChange = { [self] change in
             if Fault.planned(faults, .changekill, member: member.id, step: change.redoStep) { killSelf(report, step: change.redoStep) }
             report.changed(change)
+            // Evicted and admitted again: a new member id for the launcher's labels.
+            if member.id != announced {
+                announced = member.id
+                metricsServer?.announce(member: member.id)
+            }
         }
         member.onCheckpoint = { step, start, end in report.timeline?.record(.checkpoint, from: start, to: end, arguments: ["step": step]) }
         var firstCommitAfterChange = false

@@ -20,9 +20,8 @@ extension Session {
         let rank = communicator?.rank ?? 0, size = communicator?.worldSize ?? 1
         let metricsServer = try WorkerMetricsServer.fromEnvironment()
         defer { metricsServer?.close() }
-        let metrics = PhalanxMetrics()
+        let metrics = metricsServer?.metrics ?? PhalanxMetrics()
         metrics.identify(member: rank, minimumWorldSize: size)
-        metricsServer?.health = metrics.health
         metricsServer?.announce(member: rank)
         // The state in checkpoints is the same as the elastic mode's (parameters, optimizer
         // state, step, optimizer step count).
@@ -44,7 +43,7 @@ extension Session {
                 }
             }
         }
-        metrics.expectCheckpoints(writer != nil)
+        metrics.expectCheckpoints(every: writer != nil ? options.checkpointInterval : 0)
         // A failed step ends the job, but the checkpoints submitted before it hold committed
         // steps: they are written before the process exits (a launcher restarts from them).
         defer { try? writer?.close() }

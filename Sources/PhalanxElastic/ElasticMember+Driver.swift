@@ -151,6 +151,8 @@ extension ElasticMember {
         }
         instructions.remove(at: index)
         lock.unlock()
+        // Training stops for a change of members (a failure elsewhere, a newcomer).
+        metrics.notReady()
         interruption.reset()
         feed(.trainingStopped(holding: state.map(reported) ?? Holding(step: 0, intact: false)))
         return true

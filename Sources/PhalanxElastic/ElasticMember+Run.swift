@@ -38,7 +38,7 @@ extension ElasticMember {
                 }
             }
             let metrics = self.metrics
-            metrics.expectCheckpoints(options.checkpointEvery > 0)
+            metrics.expectCheckpoints(every: options.checkpointEvery)
             checkpointWriter = AsyncCheckpointWriter(store: store) { [logger] path, step, took in
                 let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
                 metrics.checkpointWritten(step: step, bytes: bytes, seconds: Double(took / .microseconds(1)) / 1e6)
@@ -46,6 +46,8 @@ extension ElasticMember {
             }
         }
         defer { try? checkpointWriter?.close() }
+        // Not ready once `run` returns (finished, stopped or failed).
+        defer { metrics.notReady() }
         if initial { try synchronizeInitially(state) }
         while true {
             guard let instruction = try nextInstruction() else {
@@ -167,6 +169,7 @@ extension ElasticMember {
                 return nil
             }
             state.commitStep()
+            stepBegan = nil
             loop.committed()
             metrics.stepCommitted(step: state.step, worldSize: ring.worldSize, epoch: ring.epoch, seconds: Date().timeIntervalSince(began))
             metrics.connectionsRefused(total: node.refusedConnections)

@@ -25,7 +25,7 @@ final class EndpointHandler: ChannelInboundHandler {
             head = nil
             let path = String(request.uri.split(separator: "?", maxSplits: 1).first ?? "/")
             let reply: EventLoopFuture<HTTPReply> = request.method == .GET || request.method == .HEAD
-                ? respond(path, context.eventLoop)
+                ? respond(HTTPRequest(path: path, headers: request.headers), context.eventLoop).hop(to: context.eventLoop)
                 : context.eventLoop.makeSucceededFuture(HTTPReply(status: .methodNotAllowed, body: "GET only\n"))
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let headOnly = request.method == .HEAD

@@ -6,8 +6,8 @@ import NIOPosix
 /// A small HTTP/1 server (SwiftNIO) for `/metrics`, `/healthz` and `/readyz`: one event-loop
 /// thread, one request per connection, every reply built by `respond`.
 public final class MetricsEndpoint: @unchecked Sendable {
-    /// Builds the reply to a GET of `path` on the event loop given.
-    public typealias Route = @Sendable (_ path: String, _ eventLoop: EventLoop) -> EventLoopFuture<HTTPReply>
+    /// Builds the reply to a GET (its future may complete on any event loop).
+    public typealias Route = @Sendable (_ request: HTTPRequest, _ eventLoop: EventLoop) -> EventLoopFuture<HTTPReply>
 
     /// The address it listens on.
     public let host: String

@@ -1,18 +1,15 @@
 import CoreMetrics
+import PhalanxTelemetry
 import Prometheus
 
-/// The process's Prometheus registry: made once, and bootstrapped as swift-metrics' backend,
-/// so that everything the library records (`PhalanxMetrics`) lands in it.
+/// The process's Prometheus registry and the factory that records Phalanx's metrics into it.
 ///
-/// swift-metrics takes one backend per process: a program that bootstrapped another one does
-/// not call this (its backend gets the metrics instead).
+/// Nothing here bootstraps swift-metrics: a program keeps whatever backend it chose for its own
+/// metrics, and `PHALANX_METRICS_PORT` adds Phalanx's in Prometheus beside it. A program that
+/// wants all its swift-metrics in this registry bootstraps `factory(registry: registry)` itself.
 public enum PrometheusExport {
-    /// The registry, bootstrapped into swift-metrics on first use.
-    public static let registry: PrometheusCollectorRegistry = {
-        let registry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(factory(registry: registry))
-        return registry
-    }()
+    /// The registry a worker's endpoint serves.
+    public static let registry = PrometheusCollectorRegistry()
 
     /// A factory over `registry` with histogram buckets fit for recoveries (milliseconds to
     /// tens of seconds) and checkpoint writes.
@@ -23,6 +20,11 @@ public enum PrometheusExport {
             factory.durationHistogramBuckets[name] = fine
         }
         return factory
+    }
+
+    /// Phalanx's metrics, recorded into `registry`.
+    public static func metrics(registry: PrometheusCollectorRegistry = registry) -> PhalanxMetrics {
+        PhalanxMetrics(factory: factory(registry: registry))
     }
 
     /// `registry`'s metrics in the text exposition format.

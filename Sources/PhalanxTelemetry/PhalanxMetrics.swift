@@ -8,8 +8,8 @@ import Foundation
 ///
 /// The elastic member records steps, changes of members, recovery phases, all-reduces,
 /// checkpoints, heartbeat misses and joins; the training program adds its loss and samples
-/// with `record(loss:samples:)`. Every call is a few atomic updates (no allocation, no lock
-/// but the health reading's).
+/// with `record(loss:samples:)`. A step's calls cost about 0.25 µs together with Prometheus
+/// behind them (`phalanx-bench metrics`): atomic updates and two short locks, no allocation.
 public final class PhalanxMetrics: @unchecked Sendable {
     /// How long each phase of one recovery took, in seconds.
     public struct RecoveryPhases: Sendable, Equatable {
@@ -60,6 +60,7 @@ public final class PhalanxMetrics: @unchecked Sendable {
     private let checkpointBytes: Gauge
     private let checkpointWrite: CoreMetrics.Timer
     private let checkpointAge: Gauge
+    private let checkpointInterval: Gauge
     private let heartbeatMisses: Counter
     private let joinsRefused: Counter
     private let connectionsRefused: Counter
@@ -106,6 +107,7 @@ public final class PhalanxMetrics: @unchecked Sendable {
         checkpointBytes = gauge("phalanx_checkpoint_size_bytes")
         checkpointWrite = CoreMetrics.Timer(label: "phalanx_checkpoint_write_seconds", factory: factory)
         checkpointAge = gauge("phalanx_checkpoint_age_steps")
+        checkpointInterval = gauge("phalanx_checkpoint_interval_steps")
         heartbeatMisses = counter("phalanx_heartbeat_misses_total")
         joinsRefused = counter("phalanx_joins_refused_total")
         connectionsRefused = counter("phalanx_connections_refused_total")
@@ -212,12 +214,13 @@ public final class PhalanxMetrics: @unchecked Sendable {
         }
     }
 
-    /// Whether this process keeps durable checkpoints (`phalanx_checkpoint_age_steps` stays 0
-    /// where it does not: no alert for a job that chose to keep none).
-    public func expectCheckpoints(_ expected: Bool) {
+    /// Every how many steps this process's job takes a durable checkpoint (0: none; then
+    /// `phalanx_checkpoint_age_steps` stays 0: no alert for a job that chose to keep none).
+    public func expectCheckpoints(every interval: Int) {
         lock.lock()
-        checkpointsExpected = expected
+        checkpointsExpected = interval > 0
         lock.unlock()
+        checkpointInterval.record(max(0, interval))
     }
 
     /// The job took a checkpoint of `step` that another member writes (the age counts from it).

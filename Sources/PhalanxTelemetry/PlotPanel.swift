@@ -29,37 +29,40 @@ struct PlotPanel {
         let smooth = Self.smoothed(values, weight: weight)
         let finite = values.filter(\.isFinite).sorted()
         let ceiling = clipOutliers && finite.count >= 20 ? finite[Int(Double(finite.count - 1) * 0.99)] : finite.last ?? 1
-        let yTicks = AxisTicks(low: 0, high: max(ceiling, smooth.filter(\.isFinite).max() ?? 0) * 1.05, target: 4)
+        // From 0 (or below it, for a series that goes negative) to just above the data.
+        let floor = min(0, values.filter(\.isFinite).min() ?? 0)
+        let yTicks = AxisTicks(low: floor, high: max(ceiling, smooth.filter(\.isFinite).max() ?? 0) * 1.05, target: 4)
         let bottom = top + layout.panelHeight
-        func y(_ value: Double) -> Double { bottom - (min(value, yTicks.high) - yTicks.low) / (yTicks.high - yTicks.low) * layout.panelHeight }
+        // Values beyond the axis (spikes above the 99th percentile) are drawn at its edge.
+        func y(_ value: Double) -> Double { bottom - (max(min(value, yTicks.high), yTicks.low) - yTicks.low) / (yTicks.high - yTicks.low) * layout.panelHeight }
         var out = "<g class=\"panel\" id=\"\(name == "loss" ? "loss" : "throughput")\">\n"
         // Header: the panel's title on the left, the legend on the right (never over the data).
-        out += "<text x=\"\(f(layout.left))\" y=\"\(f(top - 9))\" font-weight=\"bold\">\(escape(title))</text>\n"
+        out += "<text x=\"\(SVGText.number(layout.left))\" y=\"\(SVGText.number(top - 9))\" font-weight=\"bold\">\(SVGText.escape(title))</text>\n"
         let legend = "\(name) (smoothed, weight \(String(format: "%.2g", weight)))"
         let rawStart = layout.right - PlotLayout.textWidth(legend) - PlotLayout.textWidth("raw") - 58
-        out += "<g class=\"legend\"><line x1=\"\(f(rawStart))\" y1=\"\(f(top - 13))\" x2=\"\(f(rawStart + 16))\" y2=\"\(f(top - 13))\" stroke=\"\(colour)\" stroke-opacity=\"0.35\" stroke-width=\"1\"/>"
-        out += "<text x=\"\(f(rawStart + 20))\" y=\"\(f(top - 9))\">raw</text>"
+        out += "<g class=\"legend\"><line x1=\"\(SVGText.number(rawStart))\" y1=\"\(SVGText.number(top - 13))\" x2=\"\(SVGText.number(rawStart + 16))\" y2=\"\(SVGText.number(top - 13))\" stroke=\"\(colour)\" stroke-opacity=\"0.35\" stroke-width=\"1\"/>"
+        out += "<text x=\"\(SVGText.number(rawStart + 20))\" y=\"\(SVGText.number(top - 9))\">raw</text>"
         let smoothStart = layout.right - PlotLayout.textWidth(legend) - 20
-        out += "<line x1=\"\(f(smoothStart))\" y1=\"\(f(top - 13))\" x2=\"\(f(smoothStart + 16))\" y2=\"\(f(top - 13))\" stroke=\"\(colour)\" stroke-width=\"2.5\"/>"
-        out += "<text x=\"\(f(smoothStart + 20))\" y=\"\(f(top - 9))\">\(escape(legend))</text></g>\n"
+        out += "<line x1=\"\(SVGText.number(smoothStart))\" y1=\"\(SVGText.number(top - 13))\" x2=\"\(SVGText.number(smoothStart + 16))\" y2=\"\(SVGText.number(top - 13))\" stroke=\"\(colour)\" stroke-width=\"2.5\"/>"
+        out += "<text x=\"\(SVGText.number(smoothStart + 20))\" y=\"\(SVGText.number(top - 9))\">\(SVGText.escape(legend))</text></g>\n"
         // Grid and ticks.
         for value in yTicks.values {
-            out += "<line x1=\"\(f(layout.left))\" y1=\"\(f(y(value)))\" x2=\"\(f(layout.right))\" y2=\"\(f(y(value)))\" stroke=\"#e3e3e3\"/>"
-            out += "<text class=\"tick\" x=\"\(f(layout.left - 6))\" y=\"\(f(y(value) + 4))\" text-anchor=\"end\">\(yTicks.label(value))</text>\n"
+            out += "<line x1=\"\(SVGText.number(layout.left))\" y1=\"\(SVGText.number(y(value)))\" x2=\"\(SVGText.number(layout.right))\" y2=\"\(SVGText.number(y(value)))\" stroke=\"#e3e3e3\"/>"
+            out += "<text class=\"tick\" x=\"\(SVGText.number(layout.left - 6))\" y=\"\(SVGText.number(y(value) + 4))\" text-anchor=\"end\">\(yTicks.label(value))</text>\n"
         }
         for value in xTicks.values {
-            out += "<line x1=\"\(f(x(value)))\" y1=\"\(f(top))\" x2=\"\(f(x(value)))\" y2=\"\(f(bottom))\" stroke=\"#eeeeee\"/>"
-            if stepLabels { out += "<text class=\"tick\" x=\"\(f(x(value)))\" y=\"\(f(bottom + 16))\" text-anchor=\"middle\">\(xTicks.label(value))</text>" }
+            out += "<line x1=\"\(SVGText.number(x(value)))\" y1=\"\(SVGText.number(top))\" x2=\"\(SVGText.number(x(value)))\" y2=\"\(SVGText.number(bottom))\" stroke=\"#eeeeee\"/>"
+            if stepLabels { out += "<text class=\"tick\" x=\"\(SVGText.number(x(value)))\" y=\"\(SVGText.number(bottom + 16))\" text-anchor=\"middle\">\(xTicks.label(value))</text>" }
             out += "\n"
         }
-        out += "<rect x=\"\(f(layout.left))\" y=\"\(f(top))\" width=\"\(f(layout.right - layout.left))\" height=\"\(f(layout.panelHeight))\" fill=\"none\" stroke=\"#888\"/>\n"
+        out += "<rect x=\"\(SVGText.number(layout.left))\" y=\"\(SVGText.number(top))\" width=\"\(SVGText.number(layout.right - layout.left))\" height=\"\(SVGText.number(layout.panelHeight))\" fill=\"none\" stroke=\"#888\"/>\n"
         // The unit, turned along the axis.
         let middle = top + layout.panelHeight / 2
-        out += "<text class=\"unit\" x=\"18\" y=\"\(f(middle))\" text-anchor=\"middle\" transform=\"rotate(-90 18 \(f(middle)))\">\(escape(unit))</text>\n"
+        out += "<text class=\"unit\" x=\"18\" y=\"\(SVGText.number(middle))\" text-anchor=\"middle\" transform=\"rotate(-90 18 \(SVGText.number(middle)))\">\(SVGText.escape(unit))</text>\n"
         // The series: raw (pale) under smoothed (bold).
-        for (series, attributes) in [(values, "class=\"raw\" data-raw=\"\(escape(name))\" stroke-opacity=\"0.35\" stroke-width=\"1\""),
-                                     (smooth, "class=\"series\" data-series=\"\(escape(name))\" stroke-width=\"2.5\"")] {
-            let path = zip(points, series).filter { $0.1.isFinite }.map { "\(f(x(Double($0.0.step)))),\(f(y($0.1)))" }.joined(separator: " ")
+        for (series, attributes) in [(values, "class=\"raw\" data-raw=\"\(SVGText.escape(name))\" stroke-opacity=\"0.35\" stroke-width=\"1\""),
+                                     (smooth, "class=\"series\" data-series=\"\(SVGText.escape(name))\" stroke-width=\"2.5\"")] {
+            let path = zip(points, series).filter { $0.1.isFinite }.map { "\(SVGText.number(x(Double($0.0.step)))),\(SVGText.number(y($0.1)))" }.joined(separator: " ")
             if !path.isEmpty { out += "<polyline \(attributes) fill=\"none\" stroke=\"\(colour)\" stroke-linejoin=\"round\" points=\"\(path)\"/>\n" }
         }
         out += "</g>\n"

@@ -64,13 +64,13 @@ public struct TrainingPlot: Sendable {
         func x(_ step: Double) -> Double { layout.left + (step - xTicks.low) / (xTicks.high - xTicks.low) * (layout.right - layout.left) }
         var out = """
         <?xml version="1.0" encoding="UTF-8"?>
-        <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" viewBox="0 0 \(width) \(height)" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="\(f(PlotLayout.fontSize))">
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" viewBox="0 0 \(width) \(height)" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="\(SVGText.number(PlotLayout.fontSize))">
         <rect width="100%" height="100%" fill="white"/>
-        <text x="\(f(Double(width) / 2))" y="24" text-anchor="middle" font-size="16" font-weight="bold">\(escape(title))</text>
+        <text x="\(SVGText.number(Double(width) / 2))" y="24" text-anchor="middle" font-size="16" font-weight="bold">\(SVGText.escape(title))</text>
 
         """
         let panels = [
-            PlotPanel(name: "loss", title: "Loss", unit: "loss (cross-entropy)", colour: "#1f77b4", values: points.map(\.loss), top: layout.panelTops[0], clipOutliers: false),
+            PlotPanel(name: "loss", title: "Loss", unit: "loss", colour: "#1f77b4", values: points.map(\.loss), top: layout.panelTops[0], clipOutliers: false),
             PlotPanel(name: "samples/s", title: "Throughput", unit: "samples/s", colour: "#e0600b", values: points.map(\.samplesPerSecond), top: layout.panelTops[1], clipOutliers: true),
         ]
         for (index, panel) in panels.enumerated() {
@@ -79,12 +79,12 @@ public struct TrainingPlot: Sendable {
         // Membership changes: a dashed line through both panels, its label in the band above.
         let bottom = layout.panelTops[1] + layout.panelHeight
         for placed in markerLabels(width: width) {
-            let mx = f(x(Double(placed.marker.step)))
+            let mx = SVGText.number(x(Double(placed.marker.step)))
             let colour = placed.marker.isJoin ? "#2ca02c" : "#d62728"
-            out += "<g class=\"marker\"><line x1=\"\(mx)\" y1=\"\(f(layout.panelTops[0]))\" x2=\"\(mx)\" y2=\"\(f(bottom))\" stroke=\"\(colour)\" stroke-width=\"1.2\" stroke-dasharray=\"5 3\"/>"
-            out += "<text x=\"\(f(placed.x))\" y=\"\(f(layout.markerBaseline(row: placed.row)))\" fill=\"\(colour)\" text-anchor=\"\(placed.anchor)\">\(escape(placed.marker.label))</text></g>\n"
+            out += "<g class=\"marker\"><line x1=\"\(mx)\" y1=\"\(SVGText.number(layout.panelTops[0]))\" x2=\"\(mx)\" y2=\"\(SVGText.number(bottom))\" stroke=\"\(colour)\" stroke-width=\"1.2\" stroke-dasharray=\"5 3\"/>"
+            out += "<text x=\"\(SVGText.number(placed.x))\" y=\"\(SVGText.number(layout.markerBaseline(row: placed.row)))\" fill=\"\(colour)\" text-anchor=\"\(placed.anchor)\">\(SVGText.escape(placed.marker.label))</text></g>\n"
         }
-        out += "<text x=\"\(f((layout.left + layout.right) / 2))\" y=\"\(f(Double(height) - 10))\" text-anchor=\"middle\">training step</text>\n"
+        out += "<text x=\"\(SVGText.number((layout.left + layout.right) / 2))\" y=\"\(SVGText.number(Double(height) - 10))\" text-anchor=\"middle\">training step</text>\n"
         out += "</svg>\n"
         return out
     }
@@ -116,21 +116,4 @@ public struct TrainingPlot: Sendable {
         try Data(svg().utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
-}
-
-/// A marker's label position (`TrainingPlot.markerLabels`).
-struct PlacedMarker {
-    let marker: TrainingPlot.Marker
-    let row: Int
-    let x: Double
-    let anchor: String
-}
-
-/// Coordinates as SVG attributes (one decimal).
-func f(_ value: Double) -> String { String(format: "%.1f", value) }
-
-/// `text` safe inside SVG elements and attributes.
-func escape(_ text: String) -> String {
-    text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-        .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
 }

@@ -62,6 +62,16 @@ public final class PrometheusServer {
         return alerts.filter { $0["state"] as? String == state }.compactMap { ($0["labels"] as? [String: Any])?["alertname"] as? String }
     }
 
+    /// When its rule groups were last evaluated (the earliest of the groups); nil before any.
+    public func lastRuleEvaluation() -> Date? {
+        guard let data = api("/api/v1/rules") as? [String: Any], let groups = data["groups"] as? [[String: Any]], !groups.isEmpty else { return nil }
+        let parser = ISO8601DateFormatter()
+        parser.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let times = groups.map { ($0["lastEvaluation"] as? String).flatMap { parser.date(from: $0) } }
+        guard times.allSatisfy({ $0 != nil }) else { return nil }
+        return times.compactMap { $0 }.min()
+    }
+
     /// Every metric name Prometheus has stored.
     public func metricNames() -> [String] { api("/api/v1/label/__name__/values") as? [String] ?? [] }
 

@@ -8,23 +8,23 @@ import PhalanxTesting
 extension TrainWorkerCommand {
     /// The metrics overhead: one elastic member trains in alternating blocks of 10 steps with
     /// its metrics recorded into Prometheus (served on a loopback port and scraped every
-    /// second, as a Prometheus would) and with metrics off (swift-metrics' no-op handler, what
-    /// a job without PHALANX_METRICS_PORT runs). Same processes, same ring, same state.
+    /// second, as a Prometheus would) and with metrics off (swift-metrics' no-op handler and no
+    /// scrapes: what a job without PHALANX_METRICS_PORT runs). Same processes, ring and state.
     func metricsPaired(_ member: ElasticMember) throws {
         let server = try WorkerMetricsServer(host: "127.0.0.1", port: 0, registry: PrometheusExport.registry)
         defer { server.close() }
-        let on = PhalanxMetrics()
+        let on = server.metrics
         let off = PhalanxMetrics.disabled()
-        server.health = on.health
-        let scraping = StopFlagBox()
+        // Prometheus' scrapes, once a second, only while metrics are on.
+        let scraping = ScrapeSwitch()
         let scraper = Thread {
-            while !scraping.isSet {
-                _ = HTTPGet.fetch(port: UInt16(server.endpoint.port), path: "/metrics", timeout: .seconds(2))
+            while !scraping.finished {
+                if scraping.on { _ = HTTPGet.fetch(port: UInt16(server.endpoint.port), path: "/metrics", timeout: .seconds(2)) }
                 usleep(1_000_000)
             }
         }
         scraper.start()
-        defer { scraping.set() }
+        defer { scraping.finish() }
         let workload = try SyntheticWorkload(input: input, hidden: hidden, batch: batch)
         let state = ElasticState(model: workload.model, optimizer: workload.optimizer, policy: commitPolicy)
         var times: [Bool: [Double]] = [true: [], false: []]
@@ -47,6 +47,7 @@ extension TrainWorkerCommand {
             // blocks gives one ratio, so drift over the run cancels.
             enabled = (index / 2) % 2 == index % 2
             member.metrics = enabled ? on : off
+            scraping.on = enabled
             block.removeAll(keepingCapacity: true)
             last = DispatchTime.now().uptimeNanoseconds
             try member.run(state: state, until: index * 10 + 10) { step in
@@ -54,7 +55,8 @@ extension TrainWorkerCommand {
                 member.metrics.record(loss: 0.5, samples: workload.sampler.globalBatchCount(step: step.index))
             }
             guard index >= warmup else { continue }
-            let median = Timing.median(of: block)
+            // The block's mean: a scrape's cost lands on one step, which a median would hide.
+            let median = block.reduce(0, +) / Double(max(block.count, 1))
             if let previous = pendingMedian, previous.enabled != enabled {
                 pairRatios.append(enabled ? median / previous.median : previous.median / median)
                 pendingMedian = nil
@@ -83,23 +85,5 @@ extension TrainWorkerCommand {
             metrics.record(loss: 0.5, samples: 64)
         }
         return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e3 / Double(iterations)
-    }
-}
-
-/// A flag one thread sets and another polls.
-final class StopFlagBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-
-    var isSet: Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        return value
-    }
-
-    func set() {
-        lock.lock()
-        value = true
-        lock.unlock()
     }
 }

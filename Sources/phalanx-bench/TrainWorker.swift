@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import Phalanx
 import PhalanxElastic
-import PhalanxPrometheus
 
 /// `phalanx-bench train-worker` (hidden): one rank of a synthetic MLP training job, either on
 /// the plain TCP ring or elastic, printing JSON lines (step times, membership changes).
@@ -53,8 +52,6 @@ struct TrainWorkerCommand: ParsableCommand {
             emitDone(member: ring.rank, worldSize: ring.worldSize, times: times, workload: workload)
             return
         }
-        // Metrics on: swift-metrics goes to the Prometheus registry before the member exists.
-        if mode == "metrics" { _ = PrometheusExport.registry }
         var options = ElasticOptions()
         options.startTimeout = .seconds(120)
         let member = try ElasticMember.start(options: options)

@@ -26,7 +26,7 @@ final class LauncherMonitor: @unchecked Sendable {
         running = CoreMetrics.Gauge(label: "phalanx_launcher_workers_running", factory: factory)
         minimum = CoreMetrics.Gauge(label: "phalanx_launcher_workers_minimum", factory: factory)
         generation = CoreMetrics.Gauge(label: "phalanx_launcher_generation", factory: factory)
-        exits = Dictionary(uniqueKeysWithValues: ["finished", "failed", "killed"].map {
+        exits = Dictionary(uniqueKeysWithValues: ["finished", "failed", "killed", "stopped"].map {
             ($0, CoreMetrics.Counter(label: "phalanx_launcher_worker_exits_total", dimensions: [("how", $0)], factory: factory))
         })
         replacements = CoreMetrics.Counter(label: "phalanx_launcher_replacements_total", factory: factory)
@@ -42,7 +42,8 @@ final class LauncherMonitor: @unchecked Sendable {
         aggregator.register(label, base: "http://127.0.0.1:\(port)", labels: ["member": "\(member)", "node": node])
     }
 
-    /// Worker `label` ended (`finished`, `failed` or `killed`).
+    /// Worker `label` ended: `finished`, `failed`, `killed` (by a signal not of this launcher's)
+    /// or `stopped` (by this launcher: Ctrl-C, a new incarnation).
     func workerEnded(_ label: String, how: String) {
         aggregator.remove(label)
         exits[how]?.increment()

@@ -138,6 +138,9 @@ struct PhalanxRun: ParsableCommand {
     func run() throws {
         let arguments = command.first == "--" ? Array(command.dropFirst()) : command
         if mpirun { throw ExitCode(try MpirunWrapper.run(arguments)) }
+        if metricsPort == nil, let value = ProcessInfo.processInfo.environment["PHALANX_METRICS_PORT"], value != "0" {
+            Supervisor.say("PHALANX_METRICS_PORT=\(value) is not passed to the workers (they would share one port): use --metrics-port")
+        }
         if nnodes != nil { return try runAgent(arguments) }
         let nproc = self.nproc ?? 1
         let secret = JobCredentials.randomSecret()

@@ -167,7 +167,8 @@ final class Supervisor: @unchecked Sendable {
         let path = executable.contains("/") ? executable : Supervisor.which(executable) ?? executable
         var variables = ProcessInfo.processInfo.environment
         for (key, value) in current.environment.merging(extra, uniquingKeysWith: { _, new in new }) { variables[key] = value }
-        if monitor != nil { variables["PHALANX_METRICS_PORT"] = "auto" }
+        // One port for all would fail all but one worker: --metrics-port serves them all.
+        variables["PHALANX_METRICS_PORT"] = monitor != nil ? "auto" : "0"
         let process = try ChildProcess(path: path, arguments: Array(arguments.dropFirst()), environment: variables)
         let readers = DispatchGroup()
         stream(process.output, prefix: "[\(label)] ", to: STDOUT_FILENO, group: readers) { [monitor] line in
@@ -245,13 +246,15 @@ final class Supervisor: @unchecked Sendable {
                 guard seen.insert(worker.label).inserted else { continue }
                 // A child of the worker may hold its pipes open: do not wait for them forever.
                 _ = worker.readers.wait(timeout: .now() + 5)
-                // Workers of an earlier incarnation were stopped by this launcher.
-                guard worker.generation == current.number else { continue }
                 let (status, signalled): (Int32, Bool) = switch termination {
                 case let .exited(code): (code, false)
                 case let .signalled(number): (number, true)
                 }
-                monitor?.workerEnded(worker.label, how: signalled ? "killed" : status == 0 ? "finished" : "failed")
+                // Workers of an earlier incarnation, and any while stopping, were stopped by
+                // this launcher: not a member lost.
+                let stoppedHere = worker.generation != current.number || stop
+                monitor?.workerEnded(worker.label, how: stoppedHere ? "stopped" : signalled ? "killed" : status == 0 ? "finished" : "failed")
+                guard worker.generation == current.number else { continue }
                 if status == 0 && !signalled {
                     finished += 1
                     continue

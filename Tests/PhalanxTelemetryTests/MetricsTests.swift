@@ -13,7 +13,7 @@ import Testing
         let backend = TestMetrics()
         let metrics = PhalanxMetrics(factory: backend)
         metrics.identify(member: 2, minimumWorldSize: 2)
-        metrics.expectCheckpoints(true)
+        metrics.expectCheckpoints(every: 10)
         metrics.stepCommitted(step: 11, worldSize: 3, epoch: 4, seconds: 0.02)
         metrics.stepCommitted(step: 12, worldSize: 3, epoch: 4, seconds: 0.03)
         #expect(try backend.expectCounter("phalanx_steps_total").totalValue == 2)
@@ -24,6 +24,7 @@ import Testing
         #expect(try backend.expectGauge("phalanx_step_duration_seconds").lastValue == 0.03)
         // The age counts from the step before the first one this process committed.
         #expect(try backend.expectGauge("phalanx_checkpoint_age_steps").lastValue == 2)
+        #expect(try backend.expectGauge("phalanx_checkpoint_interval_steps").lastValue == 10)
         metrics.checkpointWritten(step: 12, bytes: 4096, seconds: 0.004)
         metrics.stepCommitted(step: 13, worldSize: 3, epoch: 4, seconds: 0.02)
         #expect(try backend.expectGauge("phalanx_checkpoint_age_steps").lastValue == 1)
@@ -76,11 +77,9 @@ import Testing
     }
 
     @Test func aWorkerServesMetricsHealthAndReadiness() throws {
-        let registry = PrometheusCollectorRegistry()
-        let metrics = PhalanxMetrics(factory: PrometheusExport.factory(registry: registry))
-        let server = try WorkerMetricsServer(host: "127.0.0.1", port: 0, registry: registry)
+        let server = try WorkerMetricsServer(host: "127.0.0.1", port: 0, registry: PrometheusCollectorRegistry())
         defer { server.close() }
-        server.health = metrics.health
+        let metrics = server.metrics
         let port = UInt16(server.endpoint.port)
         metrics.stepCommitted(step: 7, worldSize: 2, epoch: 1, seconds: 0.01)
         let page = try #require(HTTPGet.fetch(port: port, path: "/metrics"))
@@ -112,11 +111,9 @@ import Testing
         let registries = [PrometheusCollectorRegistry(), PrometheusCollectorRegistry()]
         let workers = try registries.map { try WorkerMetricsServer(host: "127.0.0.1", port: 0, registry: $0) }
         defer { workers.forEach { $0.close() } }
-        for (index, registry) in registries.enumerated() {
-            let metrics = PhalanxMetrics(factory: PrometheusExport.factory(registry: registry))
-            metrics.stepCommitted(step: 10 + index, worldSize: 2, epoch: 1, seconds: 0.01)
-            metrics.membershipChanged(lost: 1, joined: 0, rejoined: false, phases: .init(detect: 0.1, agree: 0.01, rebuild: 0.01, restore: 0.01), member: index)
-            workers[index].health = metrics.health
+        for (index, worker) in workers.enumerated() {
+            worker.metrics.stepCommitted(step: 10 + index, worldSize: 2, epoch: 1, seconds: 0.01)
+            worker.metrics.membershipChanged(lost: 1, joined: 0, rejoined: false, phases: .init(detect: 0.1, agree: 0.01, rebuild: 0.01, restore: 0.01), member: index)
         }
         let aggregator = try MetricsAggregator(host: "127.0.0.1", port: 0, registry: PrometheusCollectorRegistry(), scrapeTimeout: .seconds(2))
         defer { aggregator.close() }
