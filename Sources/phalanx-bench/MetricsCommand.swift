@@ -17,6 +17,8 @@ struct MetricsCommand: ParsableCommand {
     var steps = 1000
     @Option(help: "Workloads as INPUT:HIDDEN:BATCH of the synthetic MLP, comma-separated (the first is DigitsMLP-sized).")
     var workloads = "64:64:64,256:512:256"
+    @Option(help: "Seconds between scrapes of each worker's /metrics while metrics are on (0: no scrapes, recording only).")
+    var scrapeEvery: Double = 1
     @Option(help: "Jobs per row.")
     var repeats = 3
     @Flag(help: "Print JSON lines instead of a table.")
@@ -32,6 +34,7 @@ struct MetricsCommand: ParsableCommand {
                 for _ in 0..<max(1, repeats) {
                     let outputs = try LoopbackJob.run(ranks: p, arguments: [
                         "train-worker", "--mode", "metrics", "--steps", "\(steps)", "--input", "\(sizes[0])", "--hidden", "\(sizes[1])", "--batch", "\(sizes[2])",
+                        "--scrape-every", "\(scrapeEvery)",
                     ])
                     let done = outputs.compactMap { $0.jsonLines.last { $0["event"] as? String == "done" } }
                     guard done.count == p else { throw ValidationError("a metrics job at \(p) ranks did not finish: \(outputs.map { $0.stderr.suffix(300) })") }
@@ -55,8 +58,8 @@ struct MetricsCommand: ParsableCommand {
             }
         }
         guard !json else { return }
-        print("metrics on (Prometheus registry, /metrics scraped every 1 s) vs off (no-op), alternating blocks of 10 steps in one job")
-        print("overhead = median over neighbouring on/off block pairs (all ranks, all jobs) of the ratio of block medians")
+        print("metrics on (Prometheus registry" + (scrapeEvery > 0 ? ", /metrics scraped every \(scrapeEvery) s" : ", no scrapes") + ") vs off (no-op), alternating blocks of 10 steps in one job")
+        print("overhead = median over neighbouring on/off block pairs (all ranks, all jobs) of the ratio of block means")
         print("workload (in:hidden:batch)  ranks  off µs/step  on µs/step  overhead  (quartiles)       pairs  metrics calls µs/step")
         for row in rows {
             let quartiles = (row["overhead_pct_quartiles"] as? [Double] ?? []).map { String(format: "%+.1f%%", $0) }.joined(separator: " … ")

@@ -15,12 +15,14 @@ extension TrainWorkerCommand {
         defer { server.close() }
         let on = server.metrics
         let off = PhalanxMetrics.disabled()
-        // Prometheus' scrapes, once a second, only while metrics are on.
+        // Prometheus' scrapes, every `scrapeEvery` seconds, only while metrics are on.
         let scraping = ScrapeSwitch()
+        let pause = UInt32(max(0.01, scrapeEvery) * 1e6)
+        let scrapes = scrapeEvery > 0
         let scraper = Thread {
             while !scraping.finished {
-                if scraping.on { _ = HTTPGet.fetch(port: UInt16(server.endpoint.port), path: "/metrics", timeout: .seconds(2)) }
-                usleep(1_000_000)
+                if scrapes, scraping.on { _ = HTTPGet.fetch(port: UInt16(server.endpoint.port), path: "/metrics", timeout: .seconds(2)) }
+                usleep(pause)
             }
         }
         scraper.start()

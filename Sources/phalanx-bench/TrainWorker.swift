@@ -20,6 +20,8 @@ struct TrainWorkerCommand: ParsableCommand {
     var batch = 256
     @Option(help: "Commit policy in elastic mode: snapshot or inplace.")
     var policy = "snapshot"
+    @Option(help: "Metrics mode: seconds between scrapes of /metrics while metrics are on (0: none).")
+    var scrapeEvery: Double = 1
     @Option(help: "MEMBER:STEP[,…] — that member SIGKILLs itself after its backward pass of that step; MEMBER:recovery — as soon as it discards a step (during the agreement).")
     var fault: String?
 
