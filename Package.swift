@@ -142,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "PhalanxNNTests",
             dependencies: ["PhalanxNN", "PhalanxTensor"],
-            resources: [.copy("Resources/golden_optim.json"), .copy("Resources/golden_loss.json")]
+            resources: [.copy("Resources/golden_optim.json"), .copy("Resources/golden_loss.json"), .copy("Resources/golden_layers.json")]
         ),
         .testTarget(name: "PhalanxDataTests", dependencies: ["PhalanxData", "PhalanxTensor"]),
         .testTarget(name: "CMPITests", dependencies: ["CMPI"]),
