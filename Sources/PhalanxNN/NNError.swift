@@ -16,6 +16,8 @@ public enum NNError: Error, Equatable, Sendable {
     case sizeMismatch(what: String, expected: Int, got: Int)
     /// A hyper-parameter is invalid.
     case invalidHyperparameter(name: String, value: Double, reason: String)
+    /// An index input (a token id) that is not a whole number in `0..<count`.
+    case invalidIndex(position: Int, value: Float, count: Int)
 }
 
 extension NNError: CustomStringConvertible {
@@ -30,6 +32,7 @@ extension NNError: CustomStringConvertible {
         case let .unknownName(name): return "no entry named '\(name)'"
         case let .sizeMismatch(what, expected, got): return "\(what): expected \(expected) elements, got \(got)"
         case let .invalidHyperparameter(name, value, reason): return "\(name) = \(value) is invalid: \(reason)"
+        case let .invalidIndex(position, value, count): return "index \(value) at position \(position) is not a whole number in 0..<\(count)"
         }
     }
 }

@@ -14,6 +14,8 @@ public enum ParameterInitializer: Sendable, Equatable {
     case xavierUniform(fanIn: Int, fanOut: Int)
     /// Uniform in ±1/√fanIn (PyTorch's default for `nn.Linear`).
     case lecunUniform(fanIn: Int)
+    /// Normal with mean 0 and this standard deviation (PyTorch's `nn.Embedding` uses 1).
+    case normal(standardDeviation: Float)
 
     /// Fills `count` elements at `values`, drawing from `generator`.
     public func fill(_ values: UnsafeMutablePointer<Float>, count: Int, generator: inout SeededGenerator) {
@@ -29,6 +31,8 @@ public enum ParameterInitializer: Sendable, Equatable {
             for i in 0..<count { values[i] = std * generator.nextNormal() }
         case let .xavierUniform(fanIn, fanOut): uniform((6 / Float(max(fanIn + fanOut, 1))).squareRoot())
         case let .lecunUniform(fanIn): uniform(1 / Float(max(fanIn, 1)).squareRoot())
+        case let .normal(std):
+            for i in 0..<count { values[i] = std * generator.nextNormal() }
         }
     }
 }

@@ -1,4 +1,5 @@
-"""Golden values for PhalanxNN's convolution and pooling layers, made with PyTorch (float64).
+"""Golden values for PhalanxNN's convolution, pooling, normalisation and embedding layers,
+made with PyTorch (float64).
 
 Run from the repository root (needs torch; CI does not, the JSON is committed):
     python3 Tests/Golden/make_layers.py > Tests/PhalanxNNTests/Resources/golden_layers.json
@@ -48,6 +49,36 @@ def pool_case(name, kind, n, c, h, w, kernel, stride, padding):
     }
 
 
+def layernorm_case(name, shape):
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    layer = torch.nn.LayerNorm(shape[-1]).double()
+    with torch.no_grad():  # parameters away from their 1 and 0 start, so both are exercised
+        layer.weight.copy_(torch.randn(shape[-1], dtype=torch.float64))
+        layer.bias.copy_(torch.randn(shape[-1], dtype=torch.float64))
+    y = layer(x)
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    return {
+        "name": name, "layer": "layernorm", "input_shape": list(shape), "features": shape[-1], "kernel": [0, 0], "stride": [0, 0], "padding": [0, 0],
+        "input": values(x), "weight": values(layer.weight), "bias_values": values(layer.bias), "output_shape": list(y.shape), "output": values(y),
+        "output_gradient": values(dy), "input_gradient": values(x.grad), "weight_gradient": values(layer.weight.grad), "bias_gradient": values(layer.bias.grad),
+    }
+
+
+def embedding_case(name, count, dimension, shape):
+    ids = torch.randint(0, count, shape)
+    ids.view(-1)[1] = ids.view(-1)[0]  # a repeated id: its gradient rows add up
+    layer = torch.nn.Embedding(count, dimension).double()
+    y = layer(ids)
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    return {
+        "name": name, "layer": "embedding", "input_shape": list(shape), "count": count, "dimension": dimension, "kernel": [0, 0], "stride": [0, 0], "padding": [0, 0],
+        "input": [float(v) for v in ids.reshape(-1).tolist()], "weight": values(layer.weight), "output_shape": list(y.shape), "output": values(y),
+        "output_gradient": values(dy), "input_gradient": [0.0] * ids.numel(), "weight_gradient": values(layer.weight.grad),
+    }
+
+
 cases = [
     conv_case("conv 3x3 stride 1 pad 1", 2, 3, 7, 5, 4, 3, 1, 1),
     conv_case("conv 3x3 stride 2 pad 1", 2, 3, 7, 6, 5, 3, 2, 1),
@@ -59,5 +90,8 @@ cases = [
     pool_case("maxpool 2x3 stride (1,2)", "maxpool2d", 1, 2, 5, 7, (2, 3), (1, 2), 0),
     pool_case("avgpool 2x2 stride 2", "avgpool2d", 2, 3, 6, 6, 2, 2, 0),
     pool_case("avgpool 3x3 stride 2 pad 1 (padding counted, as PyTorch's default)", "avgpool2d", 2, 2, 7, 5, 3, 2, 1),
+    layernorm_case("layernorm rows of 7", (3, 7)),
+    layernorm_case("layernorm [2, 3, 5]", (2, 3, 5)),
+    embedding_case("embedding 11x4, ids [2, 5]", 11, 4, (2, 5)),
 ]
 print(json.dumps({"generator": "Tests/Golden/make_layers.py", "torch": torch.__version__, "cases": cases}))

@@ -3,7 +3,7 @@ import PhalanxNN
 import PhalanxTensor
 import Testing
 
-/// Conv2d, MaxPool2d and AvgPool2d against PyTorch (float64, `Tests/Golden/make_layers.py`):
+/// Conv2d, MaxPool2d, AvgPool2d, LayerNorm and Embedding against PyTorch (float64, `Tests/Golden/make_layers.py`):
 /// output, input gradient and parameter gradients, with odd shapes, strides and paddings.
 @Suite struct LayerGoldenTests {
     struct Case: Decodable, Sendable {
@@ -11,6 +11,9 @@ import Testing
         let layer: String
         let input_shape: [Int]
         let out_channels: Int?
+        let features: Int?
+        let count: Int?
+        let dimension: Int?
         let kernel: [Int]
         let stride: [Int]
         let padding: [Int]
@@ -32,7 +35,7 @@ import Testing
         return (try? JSONDecoder().decode(File.self, from: data).cases) ?? []
     }()
 
-    @Test func fixtureLoads() { #expect(Self.cases.count == 10) }
+    @Test func fixtureLoads() { #expect(Self.cases.count == 13) }
 
     /// Relative 1e-5 (float32 against float64), with an absolute floor for values near zero.
     static func expectClose(_ actual: [Float], _ expected: [Double], _ what: String) {
@@ -51,6 +54,8 @@ import Testing
         let layer: any Layer = switch c.layer {
         case "conv2d": Conv2d(c.input_shape[1], c.out_channels ?? 0, kernel: kernel, stride: stride, padding: padding, bias: c.bias ?? true)
         case "maxpool2d": MaxPool2d(kernel: kernel, stride: stride, padding: padding)
+        case "layernorm": LayerNorm(c.features ?? 0)
+        case "embedding": Embedding(c.count ?? 0, c.dimension ?? 0)
         default: AvgPool2d(kernel: kernel, stride: stride, padding: padding)
         }
         let model = try Sequential([layer], seed: 1)
@@ -92,6 +97,28 @@ import Testing
         let badPadding = try Sequential([AvgPool2d(kernel: 2, padding: 2)], seed: 1)
         #expect(throws: NNError.self) { try badPadding.forward(try Tensor.zeros([1, 1, 4, 4])) }
         #expect(throws: NNError.self) { try Conv2d(1, 1, kernel: 3).backward(try Tensor.zeros([1, 1, 1, 1]), options: BackwardOptions()) }
+    }
+
+    @Test func embeddingRefusesIdsOutsideTheTable() throws {
+        let model = try Sequential([Embedding(5, 3)], seed: 2)
+        #expect(throws: NNError.invalidIndex(position: 1, value: 5, count: 5)) { try model.forward(try Tensor(shape: [2], scalars: [4, 5])) }
+        #expect(throws: NNError.invalidIndex(position: 0, value: 1.5, count: 5)) { try model.forward(try Tensor(shape: [1], scalars: [1.5])) }
+        #expect(throws: NNError.invalidIndex(position: 0, value: -1, count: 5)) { try model.forward(try Tensor(shape: [1], scalars: [-1])) }
+        let weights = try model.store.value(named: "layers.0.weight").scalars
+        let std = (weights.map { Double($0 * $0) }.reduce(0, +) / Double(weights.count)).squareRoot()
+        #expect(std > 0.4 && std < 1.8, "a standard normal start: \(std)")
+    }
+
+    @Test func layerNormRowsComeOutWithMeanZeroAndVarianceOne() throws {
+        let model = try Sequential([LayerNorm(6)], seed: 3)
+        let y = try model.forward(try Tensor(shape: [2, 6], scalars: [1, 2, 3, 4, 5, 6, -3, 0, 3, 100, 7, 1]))
+        for row in 0..<2 {
+            let values = y.scalars[(row * 6)..<(row * 6 + 6)].map(Double.init)
+            let mean = values.reduce(0, +) / 6
+            #expect(abs(mean) < 1e-5)
+            #expect(abs(values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 6 - 1) < 1e-3)
+        }
+        #expect(throws: TensorError.self) { try model.forward(try Tensor.zeros([2, 5])) }
     }
 
     @Test func flattenKeepsTheBatchAndGivesTheGradientItsShapeBack() throws {
