@@ -24,6 +24,7 @@ let package = Package(
         .executable(name: "QuickStart", targets: ["QuickStart"]),
         .executable(name: "phalanx-bench", targets: ["phalanx-bench"]),
         .executable(name: "DigitsMLP", targets: ["DigitsMLP"]),
+        .executable(name: "DigitsCNN", targets: ["DigitsCNN"]),
         .executable(name: "phalanx-check", targets: ["phalanx-check"]),
     ],
     dependencies: [
@@ -117,6 +118,9 @@ let package = Package(
         .executableTarget(
             name: "DigitsMLP", dependencies: ["Phalanx", "TrainerKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/DigitsMLP", exclude: ["README.md"]),
+        .executableTarget(
+            name: "DigitsCNN", dependencies: ["Phalanx", "TrainerKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/DigitsCNN", exclude: ["README.md"]),
         .executableTarget(
             name: "MNISTMLP", dependencies: ["Phalanx", "TrainerKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/MNISTMLP", exclude: ["README.md"]),

@@ -7,7 +7,7 @@ import Testing
 /// Every example, a few steps, in every launch mode: alone, static TCP ring, `mpirun` (MPI
 /// backend), elastic under `mpirun --enable-recovery`, and `phalanx-run`.
 @Suite(.serialized) struct ExampleLaunchTests {
-    static let examples = ["DigitsMLP", "SyntheticMLP", "MNISTMLP"]
+    static let examples = ["DigitsMLP", "DigitsCNN", "SyntheticMLP", "MNISTMLP"]
     static let rootEnvironment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OPENBLAS_NUM_THREADS": "1"]
 
     /// Arguments that keep each example small and fast.

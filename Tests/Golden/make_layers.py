@@ -79,6 +79,38 @@ def embedding_case(name, count, dimension, shape):
     }
 
 
+def attention_case(name, n, t, e, heads, causal):
+    x = torch.randn(n, t, e, dtype=torch.float64, requires_grad=True)
+    layer = torch.nn.MultiheadAttention(e, heads, batch_first=True).double()
+    with torch.no_grad():  # non-zero biases, so that their gradients are exercised
+        layer.in_proj_bias.copy_(0.1 * torch.randn(3 * e, dtype=torch.float64))
+        layer.out_proj.bias.copy_(0.1 * torch.randn(e, dtype=torch.float64))
+    mask = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1) if causal else None
+    y, _ = layer(x, x, x, attn_mask=mask, need_weights=False)
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    tensors = [layer.in_proj_weight, layer.in_proj_bias, layer.out_proj.weight, layer.out_proj.bias]
+    return {
+        "name": name, "layer": "attention", "input_shape": [n, t, e], "heads": heads, "causal": causal, "kernel": [0, 0], "stride": [0, 0], "padding": [0, 0],
+        "input": values(x), "parameters": [values(p) for p in tensors], "output_shape": list(y.shape), "output": values(y),
+        "output_gradient": values(dy), "input_gradient": values(x.grad), "parameter_gradients": [values(p.grad) for p in tensors],
+    }
+
+
+def residual_case(name, rows, features):
+    x = torch.randn(rows, features, dtype=torch.float64, requires_grad=True)
+    first, second = torch.nn.Linear(features, features).double(), torch.nn.Linear(features, features).double()
+    y = x + second(torch.relu(first(x)))
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    tensors = [first.weight, first.bias, second.weight, second.bias]
+    return {
+        "name": name, "layer": "residual_mlp", "input_shape": [rows, features], "kernel": [0, 0], "stride": [0, 0], "padding": [0, 0],
+        "input": values(x), "parameters": [values(p) for p in tensors], "output_shape": list(y.shape), "output": values(y),
+        "output_gradient": values(dy), "input_gradient": values(x.grad), "parameter_gradients": [values(p.grad) for p in tensors],
+    }
+
+
 cases = [
     conv_case("conv 3x3 stride 1 pad 1", 2, 3, 7, 5, 4, 3, 1, 1),
     conv_case("conv 3x3 stride 2 pad 1", 2, 3, 7, 6, 5, 3, 2, 1),
@@ -93,5 +125,9 @@ cases = [
     layernorm_case("layernorm rows of 7", (3, 7)),
     layernorm_case("layernorm [2, 3, 5]", (2, 3, 5)),
     embedding_case("embedding 11x4, ids [2, 5]", 11, 4, (2, 5)),
+    attention_case("causal attention 2 heads, [2, 5, 6]", 2, 5, 6, 2, True),
+    attention_case("attention 4 heads, [1, 4, 8], no mask", 1, 4, 8, 4, False),
+    attention_case("causal attention 1 head, [3, 7, 3]", 3, 7, 3, 1, True),
+    residual_case("residual Linear-ReLU-Linear on [3, 5]", 3, 5),
 ]
 print(json.dumps({"generator": "Tests/Golden/make_layers.py", "torch": torch.__version__, "cases": cases}))

@@ -3,7 +3,7 @@ import PhalanxNN
 import PhalanxTensor
 import Testing
 
-/// Conv2d, MaxPool2d, AvgPool2d, LayerNorm and Embedding against PyTorch (float64, `Tests/Golden/make_layers.py`):
+/// Conv2d, MaxPool2d, AvgPool2d, LayerNorm, Embedding, SelfAttention and Residual against PyTorch (float64, `Tests/Golden/make_layers.py`):
 /// output, input gradient and parameter gradients, with odd shapes, strides and paddings.
 @Suite struct LayerGoldenTests {
     struct Case: Decodable, Sendable {
@@ -27,6 +27,11 @@ import Testing
         let input_gradient: [Double]
         let weight_gradient: [Double]?
         let bias_gradient: [Double]?
+        let heads: Int?
+        let causal: Bool?
+        /// Every parameter tensor in layout order (cases with more than a weight and a bias).
+        let parameters: [[Double]]?
+        let parameter_gradients: [[Double]]?
     }
 
     static let cases: [Case] = {
@@ -35,7 +40,7 @@ import Testing
         return (try? JSONDecoder().decode(File.self, from: data).cases) ?? []
     }()
 
-    @Test func fixtureLoads() { #expect(Self.cases.count == 13) }
+    @Test func fixtureLoads() { #expect(Self.cases.count == 17) }
 
     /// Relative 1e-5 (float32 against float64), with an absolute floor for values near zero.
     static func expectClose(_ actual: [Float], _ expected: [Double], _ what: String) {
@@ -56,10 +61,12 @@ import Testing
         case "maxpool2d": MaxPool2d(kernel: kernel, stride: stride, padding: padding)
         case "layernorm": LayerNorm(c.features ?? 0)
         case "embedding": Embedding(c.count ?? 0, c.dimension ?? 0)
+        case "attention": SelfAttention(embed: c.input_shape[2], heads: c.heads ?? 1, causal: c.causal ?? false)
+        case "residual_mlp": Residual([Linear(c.input_shape[1], c.input_shape[1]), ReLU(), Linear(c.input_shape[1], c.input_shape[1])])
         default: AvgPool2d(kernel: kernel, stride: stride, padding: padding)
         }
         let model = try Sequential([layer], seed: 1)
-        let parameters = (c.weight ?? []) + (c.bias_values ?? [])
+        let parameters = c.parameters?.flatMap { $0 } ?? ((c.weight ?? []) + (c.bias_values ?? []))
         #expect(model.parameterCount == parameters.count)
         for (i, value) in parameters.enumerated() { model.store.values.buffer[i] = Float(value) }
         let output = try model.forward(try Tensor(shape: c.input_shape, scalars: c.input.map(Float.init)))
@@ -69,7 +76,7 @@ import Testing
         #expect(inputGradient.shape == c.input_shape)
         Self.expectClose(inputGradient.scalars, c.input_gradient, "\(name) input gradient")
         let gradients = Array(model.store.gradients.buffer)
-        Self.expectClose(gradients, (c.weight_gradient ?? []) + (c.bias_gradient ?? []), "\(name) parameter gradients")
+        Self.expectClose(gradients, c.parameter_gradients?.flatMap { $0 } ?? ((c.weight_gradient ?? []) + (c.bias_gradient ?? [])), "\(name) parameter gradients")
     }
 
     @Test func accumulatingAddsToTheGradients() throws {
