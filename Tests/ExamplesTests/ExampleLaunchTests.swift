@@ -93,6 +93,16 @@ import Testing
         #expect(output[0].stdout.contains("[0] ") && output[0].stdout.contains("[1] "))
     }
 
+    /// The convolutional example learns the digits: ≥ 98 % held-out accuracy after 40 epochs
+    /// (`--min-accuracy` makes the trainer fail below it).
+    @Test func digitsCNNReaches98PercentHeldOut() throws {
+        let output = try WorkerProcesses(executable: "DigitsCNN", arguments: ["--epochs", "40", "--min-accuracy", "0.98", "--json"], count: 1) { _ in Self.rootEnvironment }
+            .wait(timeout: .seconds(300))
+        #expect(output[0].status == 0, "\(output[0].stderr.suffix(600))")
+        let accuracy = try #require(Self.done(output).first?["accuracy"] as? Double)
+        #expect(accuracy >= 0.98, "held-out accuracy \(accuracy)")
+    }
+
     @Test func initialWeightsComeFromInitAndGoOutThroughSave() throws {
         let directory = NSTemporaryDirectory() + "phalanx-init-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
