@@ -161,6 +161,25 @@ struct MembershipCoreTests {
         #expect(harness.core(200).jobFinishedAt == 10)
     }
 
+    @Test("a late suspicion of a member already removed starts no change")
+    func lateSuspicionOfARemovedMember() {
+        var harness = CoreHarness(members: 3, step: 3)
+        harness.partition([102], [100, 101])
+        harness.feed(100, .suspected(id: 2, reason: "no heartbeat"))
+        harness.deliver()
+        harness.fire(.roundDeadline)
+        harness.deliver()
+        #expect(harness.core(100).membership.ids == [0, 1])
+        let epoch = harness.core(100).membership.epoch
+        // Member 101's heartbeat thread reports member 2 silent only now (it raced the change).
+        harness.feed(101, .suspected(id: 2, reason: "no heartbeat for 1.6 s"))
+        harness.deliver()
+        harness.fire(.roundDeadline)
+        harness.deliver()
+        #expect(harness.core(100).membership.epoch == epoch)
+        #expect(harness.core(101).membership.epoch == epoch)
+    }
+
     @Test("a member evicted while frozen learns it when it wakes and rejoins as a new member")
     func evictedMemberRejoins() {
         var harness = CoreHarness(members: 3, step: 3)

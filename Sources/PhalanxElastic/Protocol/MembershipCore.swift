@@ -125,7 +125,10 @@ public struct MembershipCore: Sendable {
             guard timerGenerations[timer.kind] == timer.generation else { break }
             fire(timer.kind, &out)
         case let .suspected(peer, reason):
-            guard isMember, peer != id else { break }
+            // A suspicion of a process that is no longer a member (the heartbeat thread saw it
+            // fall silent just as the change that removed it was installed) is old news: acting
+            // on it would start a change that loses nobody.
+            guard isMember, peer != id, membership.members.contains(where: { $0.id == peer }) else { break }
             leave(suspecting: [peer], reason: reason, alert: true, fromDataPlane: false, &out)
         case let .stepFailed(peers, reason):
             guard phase == .training, !awaitingDataPlane else { break }
