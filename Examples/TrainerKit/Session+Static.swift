@@ -37,8 +37,7 @@ extension Session {
                     print("resumed from \(latest.file.path) at step \(state.step)")
                 }
                 writer = AsyncCheckpointWriter(store: store) { path, saved, took in
-                    let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-                    metrics.checkpointWritten(step: saved, bytes: bytes, seconds: Double(took / .microseconds(1)) / 1e6)
+                    metrics.checkpointWritten(path: path, step: saved, took: took)
                     print("checkpoint written step \(saved): \(path)")
                 }
             }

@@ -40,8 +40,7 @@ extension ElasticMember {
             let metrics = self.metrics
             metrics.expectCheckpoints(every: options.checkpointEvery)
             checkpointWriter = AsyncCheckpointWriter(store: store) { [logger] path, step, took in
-                let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
-                metrics.checkpointWritten(step: step, bytes: bytes, seconds: Double(took / .microseconds(1)) / 1e6)
+                metrics.checkpointWritten(path: path, step: step, took: took)
                 logger.info("checkpoint step \(step): \(path)")
             }
         }

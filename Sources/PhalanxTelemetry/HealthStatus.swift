@@ -21,6 +21,7 @@ public final class HealthStatus: @unchecked Sendable {
         public var members = 0
     }
 
+    // Guarded by `lock`.
     private let lock = NSLock()
     private var current = Snapshot()
 

@@ -65,6 +65,8 @@ public final class PhalanxMetrics: @unchecked Sendable {
     private let joinsRefused: Counter
     private let connectionsRefused: Counter
 
+    // The metric handles are immutable (swift-metrics handlers are thread-safe); the fields
+    // below are guarded by `lock` (the training thread and the checkpoint writer's thread).
     private let lock = NSLock()
     private var lastSamplesAt: Date?
     private var checkpointBase: Int?
@@ -228,6 +230,12 @@ public final class PhalanxMetrics: @unchecked Sendable {
         lock.lock()
         checkpointBase = max(checkpointBase ?? taken, taken)
         lock.unlock()
+    }
+
+    /// The checkpoint file at `path` (of `step`) was written in `took`: its size read from disk.
+    public func checkpointWritten(path: String, step written: Int, took: Duration) {
+        let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        checkpointWritten(step: written, bytes: bytes, seconds: Double(took / .microseconds(1)) / 1e6)
     }
 
     /// A durable checkpoint of `step` was written: `bytes` on disk, in `seconds`.

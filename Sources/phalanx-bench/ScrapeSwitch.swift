@@ -3,6 +3,7 @@ import Foundation
 /// Whether the benchmark's scraper thread scrapes now, and whether it should end; the training
 /// thread sets both.
 final class ScrapeSwitch: @unchecked Sendable {
+    // `scraping` and `ended` are guarded by `lock`.
     private let lock = NSLock()
     private var scraping = false
     private var ended = false

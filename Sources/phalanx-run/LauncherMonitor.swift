@@ -7,7 +7,7 @@ import Prometheus
 /// start with `PHALANX_METRICS_PORT=auto` and announce their port; their samples are served
 /// with `member` and `node` labels, next to the launcher's own counts (workers running, exits,
 /// replacements, the fewest workers the job may go on with).
-final class LauncherMonitor: @unchecked Sendable {
+final class LauncherMonitor: Sendable {
     let aggregator: MetricsAggregator
     /// The `node` label of this launcher's workers.
     let node: String
