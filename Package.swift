@@ -25,6 +25,7 @@ let package = Package(
         .executable(name: "phalanx-bench", targets: ["phalanx-bench"]),
         .executable(name: "DigitsMLP", targets: ["DigitsMLP"]),
         .executable(name: "DigitsCNN", targets: ["DigitsCNN"]),
+        .executable(name: "TinyGPT", targets: ["TinyGPT"]),
         .executable(name: "phalanx-check", targets: ["phalanx-check"]),
     ],
     dependencies: [
@@ -60,7 +61,7 @@ let package = Package(
         .target(
             name: "PhalanxData",
             dependencies: ["PhalanxTensor"],
-            resources: [.copy("Resources/optdigits.csv"), .copy("Resources/OPTDIGITS.md")]
+            resources: [.copy("Resources/optdigits.csv"), .copy("Resources/OPTDIGITS.md"), .copy("Resources/tinyshakespeare.txt"), .copy("Resources/TINYSHAKESPEARE.md")]
         ),
         .target(name: "PhalanxCollectives", dependencies: ["PhalanxTensor"]),
         .target(name: "PhalanxTesting", dependencies: ["PhalanxCollectives", "PhalanxElastic", "PhalanxTCP", "PhalanxCheckpoint"]),
@@ -121,6 +122,9 @@ let package = Package(
         .executableTarget(
             name: "DigitsCNN", dependencies: ["Phalanx", "TrainerKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/DigitsCNN", exclude: ["README.md"]),
+        .executableTarget(
+            name: "TinyGPT", dependencies: ["Phalanx", "TrainerKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/TinyGPT", exclude: ["README.md"]),
         .executableTarget(
             name: "MNISTMLP", dependencies: ["Phalanx", "TrainerKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/MNISTMLP", exclude: ["README.md"]),

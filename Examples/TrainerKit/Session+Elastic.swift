@@ -83,7 +83,7 @@ extension Session {
                 member.shutdown()
                 exit(0)
             }
-            let loss = try gradients(step: step.index, position: step.rank, members: step.worldSize, timeline: report.timeline)
+            let loss = try gradients(step: step.index, position: step.rank, members: step.worldSize, communicator: step.communicator, timeline: report.timeline)
             if Fault.planned(faults, .kill, member: member.id, step: step.index) { killSelf(report, step: step.index) }
             try reduceGradients(over: step.communicator, timeline: report.timeline)
             try update(step: step.index, timeline: report.timeline)

@@ -63,7 +63,7 @@ extension Session {
             }
             if Fault.planned(faults, .leave, member: rank, step: step) { exit(0) }
             let stepStart = Date()
-            let loss = try gradients(step: step, position: rank, members: size, timeline: report.timeline)
+            let loss = try gradients(step: step, position: rank, members: size, communicator: communicator, timeline: report.timeline)
             if Fault.planned(faults, .kill, member: rank, step: step) { killSelf(report, step: step) }
             try reduceGradients(over: communicator, timeline: report.timeline)
             try update(step: step, timeline: report.timeline)

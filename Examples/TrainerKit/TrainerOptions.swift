@@ -3,8 +3,8 @@ import Foundation
 
 /// The options every example trainer shares (model- and data-specific ones are the example's).
 public struct TrainerOptions: ParsableArguments {
-    @Option(help: "Epochs to train (ignored with --steps).")
-    public var epochs = 30
+    @Option(help: "Epochs to train (ignored with --steps; default: the example's, 30 for the digits).")
+    public var epochs: Int?
     @Option(help: "Total steps (default: epochs × steps per epoch).")
     public var steps: Int?
     @Option(help: "Global batch size: split among the members, the same whatever their number.")
@@ -16,6 +16,11 @@ public struct TrainerOptions: ParsableArguments {
 
     @Option(help: "Bit-identical training whatever the number of members: each global batch is cut into N fixed shards, each computed alone, and their gradients summed exactly (ExactSum). The same N gives the same weights alone, on any ring and through any elastic history; 0: off.")
     public var deterministicShards = 0
+
+    @Option(help: "Overlap the gradient all-reduce with backward (buckets reduced on a communication thread as backward finishes them): on, off, or auto (on when the gradients fill more than one bucket).")
+    public var overlap = "auto"
+    @Option(help: "Bucket size for --overlap, in KiB of gradients.")
+    public var bucketKb = 256
 
     @Option(help: "auto, single, tcp, mpi or elastic. auto: elastic if --elastic or PHALANX_ELASTIC=1, mpi under mpirun, tcp with PHALANX_*/torchrun variables, else single.")
     public var backend = "auto"

@@ -14,20 +14,23 @@ public protocol Dataset {
     func batch(_ indices: [Int]) throws -> (features: Tensor, labels: [Int])
 }
 
-/// A dataset held in memory: features `[count, …]` and one label per sample.
+/// A dataset held in memory: features `[count, …]` and `labelsPerSample` labels per sample
+/// (one for a classifier; one per token for a sequence model predicting each next token).
 public struct InMemoryDataset: Dataset, Sendable {
     /// All features, `[count] + featureShape`.
     public let features: Tensor
-    /// All labels.
+    /// All labels, `labelsPerSample` per sample, sample after sample.
     public let labels: [Int]
     /// The number of classes.
     public let classCount: Int
+    /// Labels per sample.
+    public let labelsPerSample: Int
 
     /// Makes a dataset.
     /// - Throws: `DataError.malformed` if the counts disagree or a label is out of range.
-    public init(features: Tensor, labels: [Int], classCount: Int) throws {
-        guard features.rank >= 1, features.shape[0] == labels.count else {
-            throw DataError.malformed(source: "InMemoryDataset", reason: "features \(features.shape) vs \(labels.count) labels")
+    public init(features: Tensor, labels: [Int], classCount: Int, labelsPerSample: Int = 1) throws {
+        guard labelsPerSample >= 1, features.rank >= 1, features.shape[0] * labelsPerSample == labels.count else {
+            throw DataError.malformed(source: "InMemoryDataset", reason: "features \(features.shape) vs \(labels.count) labels (\(labelsPerSample) per sample)")
         }
         if let bad = labels.first(where: { $0 < 0 || $0 >= classCount }) {
             throw DataError.malformed(source: "InMemoryDataset", reason: "label \(bad) outside 0..<\(classCount)")
@@ -35,10 +38,11 @@ public struct InMemoryDataset: Dataset, Sendable {
         self.features = features
         self.labels = labels
         self.classCount = classCount
+        self.labelsPerSample = labelsPerSample
     }
 
     /// The number of samples.
-    public var count: Int { labels.count }
+    public var count: Int { features.shape[0] }
     /// One sample's feature shape.
     public var featureShape: [Int] { Array(features.shape.dropFirst()) }
 
@@ -47,7 +51,12 @@ public struct InMemoryDataset: Dataset, Sendable {
         if let bad = indices.first(where: { $0 < 0 || $0 >= count }) {
             throw DataError.indexOutOfRange(index: bad, count: count)
         }
-        return (try features.gatherRows(indices), indices.map { labels[$0] })
+        return (try features.gatherRows(indices), labels(of: indices))
+    }
+
+    /// The labels of the samples at `indices` (valid ones), in order.
+    private func labels(of indices: [Int]) -> [Int] {
+        indices.flatMap { labels[($0 * labelsPerSample)..<(($0 + 1) * labelsPerSample)] }
     }
 
     /// Splits into a training and a held-out set by a seeded shuffle: the first
@@ -61,8 +70,8 @@ public struct InMemoryDataset: Dataset, Sendable {
         let cut = Int((trainFraction * Double(count)).rounded())
         let train = Array(order[..<cut]), test = Array(order[cut...])
         return (
-            try InMemoryDataset(features: try features.gatherRows(train), labels: train.map { labels[$0] }, classCount: classCount),
-            try InMemoryDataset(features: try features.gatherRows(test), labels: test.map { labels[$0] }, classCount: classCount)
+            try InMemoryDataset(features: try features.gatherRows(train), labels: labels(of: train), classCount: classCount, labelsPerSample: labelsPerSample),
+            try InMemoryDataset(features: try features.gatherRows(test), labels: labels(of: test), classCount: classCount, labelsPerSample: labelsPerSample)
         )
     }
 }

@@ -71,6 +71,10 @@ public final class ElasticState {
         register("model", model.store.values, tensors: model.store.layout.entries.map { ($0.name, $0.shape, $0.offset) })
         register("optimizer", optimizer.state, tensors: optimizer.stateLayout.entries.map { ($0.name, $0.shape, $0.offset) })
         registerCounter("optimizer.stepCount", get: { optimizer.stepCount }, set: { optimizer.stepCount = $0 })
+        // Dropout's random state: kept, synced and checkpointed with the rest.
+        for (name, dropout) in model.dropouts {
+            registerCounter("random.\(name).draw", get: { dropout.draw }, set: { dropout.draw = $0 })
+        }
         commit()
     }
 

@@ -42,16 +42,17 @@ public final class Linear: Layer {
         bias = hasBias ? slots[1] : nil
     }
 
-    /// `[batch, inputSize]` → `[batch, outputSize]`.
+    /// `[…, inputSize]` → `[…, outputSize]`: every leading dimension is batch (a sequence model's
+    /// `[batch, tokens, features]` maps each token), as in PyTorch.
     public func forward(_ input: Tensor) throws -> Tensor {
         guard let weight else { throw NNError.notBound(layer: "Linear") }
-        guard input.rank == 2, input.shape[1] == inputSize else {
+        guard input.rank >= 2, input.shape[input.rank - 1] == inputSize else {
             throw TensorError.shapeMismatch(operation: "Linear.forward", lhs: input.shape, rhs: [outputSize, inputSize])
         }
         self.input = input
-        let batch = input.shape[0]
+        let batch = Self.rows(of: input.shape)
         return try input.withUnsafeBufferPointer { x in
-            try Tensor(shape: [batch, outputSize]) { y in
+            try Tensor(shape: Array(input.shape.dropLast()) + [outputSize]) { y in
                 guard let yp = y.baseAddress else { return }
                 // The bias rows first, then Y += X·Wᵀ (or Y = X·Wᵀ without a bias).
                 if let bias {
@@ -73,9 +74,10 @@ public final class Linear: Layer {
     public func backward(_ outputGradient: Tensor, options: BackwardOptions) throws -> Tensor? {
         guard let weight else { throw NNError.notBound(layer: "Linear") }
         guard let input else { throw NNError.noForward(layer: "Linear") }
-        let batch = input.shape[0]
-        guard outputGradient.shape == [batch, outputSize] else {
-            throw TensorError.shapeMismatch(operation: "Linear.backward", lhs: outputGradient.shape, rhs: [batch, outputSize])
+        let batch = Self.rows(of: input.shape)
+        let outputShape = Array(input.shape.dropLast()) + [outputSize]
+        guard outputGradient.shape == outputShape else {
+            throw TensorError.shapeMismatch(operation: "Linear.backward", lhs: outputGradient.shape, rhs: outputShape)
         }
         let beta: Float = options.accumulate ? 1 : 0
         var inputGradient: Tensor? = nil
@@ -98,7 +100,7 @@ public final class Linear: Layer {
                 }
             }
             guard options.needsInputGradient else { return }
-            inputGradient = try Tensor(shape: [batch, inputSize]) { dx in
+            inputGradient = try Tensor(shape: input.shape) { dx in
                 guard let dxp = dx.baseAddress else { return }
                 guard let dyp = dy.baseAddress else {
                     dxp.update(repeating: 0, count: dx.count)
@@ -111,4 +113,7 @@ public final class Linear: Layer {
         }
         return inputGradient
     }
+
+    /// The rows of the matrix product: every dimension but the last.
+    private static func rows(of shape: [Int]) -> Int { shape.dropLast().reduce(1, *) }
 }

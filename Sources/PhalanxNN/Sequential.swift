@@ -8,6 +8,9 @@ public final class Sequential {
     public let layers: [any Layer]
     /// Every parameter and gradient of the model, in two flat buffers.
     public let store: ParameterStore
+    /// Where each layer's parameters start in the flat buffers (layer order is buffer order;
+    /// a layer without parameters starts where the next one does).
+    public let parameterStarts: [Int]
 
     /// Builds the model, allocates its buffers and initialises every parameter from `generator`
     /// in layout order (so the same seed gives the same model everywhere).
@@ -25,6 +28,13 @@ public final class Sequential {
             perLayer.append(entries)
         }
         store = ParameterStore(layout: layout)
+        var starts = [Int](repeating: layout.totalCount, count: layers.count)
+        var next = layout.totalCount
+        for index in layers.indices.reversed() {
+            if let first = perLayer[index].first { next = first.2 }
+            starts[index] = next
+        }
+        parameterStarts = starts
         for (layer, entries) in zip(layers, perLayer) {
             let slots = entries.map { ParameterSlot(name: $0.0, shape: $0.1, offset: $0.2, store: store) }
             for (slot, spec) in zip(slots, layer.parameterSpecs) {
@@ -55,14 +65,50 @@ public final class Sequential {
     /// adding) all parameter gradients into `store.gradients`. Returns ∂loss/∂input when
     /// `needsInputGradient`, otherwise `nil` (the first layer then skips that product).
     /// - Throws: `NNError.noForward` without a preceding `forward`, `TensorError` on shapes.
+    ///
+    /// `gradientsReady`, if given, is called after each layer with the offset from which every
+    /// gradient in `store.gradients` is final (back-propagation finishes the buffer from its end
+    /// towards its start): what a bucketed all-reduce overlapping backward waits for.
     @discardableResult
-    public func backward(_ outputGradient: Tensor, accumulate: Bool = false, needsInputGradient: Bool = false) throws -> Tensor? {
+    public func backward(
+        _ outputGradient: Tensor, accumulate: Bool = false, needsInputGradient: Bool = false, gradientsReady: ((Int) throws -> Void)? = nil
+    ) throws -> Tensor? {
         var gradient: Tensor? = outputGradient
         for (i, layer) in layers.enumerated().reversed() {
             guard let g = gradient else { break }
             let options = BackwardOptions(accumulate: accumulate, needsInputGradient: i > 0 || needsInputGradient)
             gradient = try layer.backward(g, options: options)
+            try gradientsReady?(parameterStarts[i])
         }
         return gradient
+    }
+
+    /// Every `Dropout` of the model, also inside residual blocks, named by its place
+    /// ("layers.3", "layers.2.1" for the second layer of block 2).
+    public var dropouts: [(name: String, layer: Dropout)] {
+        func walk(_ layers: [any Layer], prefix: String) -> [(name: String, layer: Dropout)] {
+            layers.enumerated().flatMap { index, layer -> [(name: String, layer: Dropout)] in
+                if let dropout = layer as? Dropout { return [("\(prefix)\(index)", dropout)] }
+                if let block = layer as? Residual { return walk(block.layers, prefix: "\(prefix)\(index).") }
+                return []
+            }
+        }
+        return walk(layers, prefix: "layers.")
+    }
+
+    /// Training mode (dropout masks) or evaluation mode (dropout is the identity). True at the start.
+    public var training: Bool {
+        get { dropouts.first?.layer.training ?? true }
+        set { for dropout in dropouts { dropout.layer.training = newValue } }
+    }
+
+    /// Keys the next forward's dropout masks by `draw` (a training loop passes the step) and
+    /// `firstSample` (the global index of the batch's first sample), so that members splitting
+    /// a global batch, a resumed run and a redone step all draw the masks one process would.
+    public func setRandomStream(draw: Int, firstSample: Int) {
+        for dropout in dropouts {
+            dropout.layer.draw = draw
+            dropout.layer.firstSample = firstSample
+        }
     }
 }

@@ -111,6 +111,59 @@ def residual_case(name, rows, features):
     }
 
 
+def linear_tokens_case(name, shape, out):
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    layer = torch.nn.Linear(shape[-1], out).double()
+    y = layer(x)
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    tensors = [layer.weight, layer.bias]
+    return {
+        "name": name, "layer": "linear", "input_shape": list(shape), "features": out, "kernel": [0, 0], "stride": [0, 0], "padding": [0, 0],
+        "input": values(x), "parameters": [values(p) for p in tensors], "output_shape": list(y.shape), "output": values(y),
+        "output_gradient": values(dy), "input_gradient": values(x.grad), "parameter_gradients": [values(p.grad) for p in tensors],
+    }
+
+
+def positional_case(name, n, t, e, max_length):
+    x = torch.randn(n, t, e, dtype=torch.float64, requires_grad=True)
+    table = torch.nn.Embedding(max_length, e).double()
+    y = x + table(torch.arange(t))
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    return {
+        "name": name, "layer": "positional", "input_shape": [n, t, e], "count": max_length, "kernel": [0, 0], "stride": [0, 0], "padding": [0, 0],
+        "input": values(x), "parameters": [values(table.weight)], "output_shape": list(y.shape), "output": values(y),
+        "output_gradient": values(dy), "input_gradient": values(x.grad), "parameter_gradients": [values(table.weight.grad)],
+    }
+
+
+def transformer_block_case(name, n, t, e, heads):
+    """A GPT block as TinyGPT builds it: x + attn(ln1(x)), then h + mlp(ln2(h)), in two residuals."""
+    x = torch.randn(n, t, e, dtype=torch.float64, requires_grad=True)
+    ln1, ln2 = torch.nn.LayerNorm(e).double(), torch.nn.LayerNorm(e).double()
+    attention = torch.nn.MultiheadAttention(e, heads, batch_first=True).double()
+    up, down = torch.nn.Linear(e, 4 * e).double(), torch.nn.Linear(4 * e, e).double()
+    with torch.no_grad():
+        for p in (ln1.weight, ln1.bias, ln2.weight, ln2.bias):
+            p.copy_(1 + 0.1 * torch.randn_like(p) if p is ln1.weight or p is ln2.weight else 0.1 * torch.randn_like(p))
+        attention.in_proj_bias.copy_(0.1 * torch.randn(3 * e, dtype=torch.float64))
+        attention.out_proj.bias.copy_(0.1 * torch.randn(e, dtype=torch.float64))
+    mask = torch.triu(torch.ones(t, t, dtype=torch.bool), diagonal=1)
+    a = ln1(x)
+    h = x + attention(a, a, a, attn_mask=mask, need_weights=False)[0]
+    y = h + down(torch.nn.functional.gelu(up(ln2(h))))
+    dy = torch.randn_like(y)
+    y.backward(dy)
+    tensors = [ln1.weight, ln1.bias, attention.in_proj_weight, attention.in_proj_bias, attention.out_proj.weight, attention.out_proj.bias,
+               ln2.weight, ln2.bias, up.weight, up.bias, down.weight, down.bias]
+    return {
+        "name": name, "layer": "transformer_block", "input_shape": [n, t, e], "heads": heads, "causal": True, "kernel": [0, 0], "stride": [0, 0], "padding": [0, 0],
+        "input": values(x), "parameters": [values(p) for p in tensors], "output_shape": list(y.shape), "output": values(y),
+        "output_gradient": values(dy), "input_gradient": values(x.grad), "parameter_gradients": [values(p.grad) for p in tensors],
+    }
+
+
 cases = [
     conv_case("conv 3x3 stride 1 pad 1", 2, 3, 7, 5, 4, 3, 1, 1),
     conv_case("conv 3x3 stride 2 pad 1", 2, 3, 7, 6, 5, 3, 2, 1),
@@ -129,5 +182,8 @@ cases = [
     attention_case("attention 4 heads, [1, 4, 8], no mask", 1, 4, 8, 4, False),
     attention_case("causal attention 1 head, [3, 7, 3]", 3, 7, 3, 1, True),
     residual_case("residual Linear-ReLU-Linear on [3, 5]", 3, 5),
+    linear_tokens_case("linear on tokens [2, 3, 5] -> 4", (2, 3, 5), 4),
+    positional_case("positional embedding [2, 5, 3] of 7 positions", 2, 5, 3, 7),
+    transformer_block_case("pre-LN causal transformer block, 2 heads, [2, 5, 6]", 2, 5, 6, 2),
 ]
 print(json.dumps({"generator": "Tests/Golden/make_layers.py", "torch": torch.__version__, "cases": cases}))

@@ -89,6 +89,38 @@ struct ElasticStateTests {
         #expect(Array(other.store.values.buffer) == Array(model.store.values.buffer))
         #expect(Array(otherOptimizer.state.buffer) == Array(optimizer.state.buffer))
     }
+
+    @Test func dropoutsRandomStateIsCommittedCheckpointedAndRestored() throws {
+        func dropoutModel(seed: UInt64) throws -> (Sequential, SGD, Dropout) {
+            let dropout = try Dropout(0.5, seed: 9)
+            let model = try Sequential([Linear(4, 6), Residual([ReLU(), dropout]), Linear(6, 2)], seed: seed)
+            return (model, try SGD(layout: model.store.layout, learningRate: 0.1), dropout)
+        }
+        let (model, optimizer, dropout) = try dropoutModel(seed: 1)
+        #expect(model.dropouts.map(\.name) == ["layers.1.1"])
+        let state = ElasticState(model: model, optimizer: optimizer, step: 5)
+        dropout.draw = 11
+        state.commit()
+        dropout.draw = 12  // a step in flight, then discarded
+        state.markDirty()
+        state.restore()
+        #expect(dropout.draw == 11, "a discarded step gives the random state back")
+        let directory = NSTemporaryDirectory() + "phalanx-state-\(UUID().uuidString)"
+        let store = try CheckpointStore(directory: directory)
+        let path = try store.save(try state.checkpointSnapshot(epoch: 0, dataCursor: 5, worldSize: 1))
+        let loaded = try store.load(path: path)
+        #expect(loaded.metadata.extra["random.layers.1.1.draw"] == "11")
+        let (other, otherOptimizer, otherDropout) = try dropoutModel(seed: 2)
+        try ElasticState(model: other, optimizer: otherOptimizer).load(loaded)
+        #expect(otherDropout.draw == 11)
+        // The restored random state draws the same masks (the weights made equal first).
+        let x = try Tensor(shape: [3, 4], scalars: (0..<12).map { Float($0) / 7 })
+        other.store.values.baseAddress.update(from: model.store.values.baseAddress, count: model.store.count)
+        dropout.draw = 11
+        let expected = try model.forward(x).scalars
+        #expect(try other.forward(x).scalars == expected)
+        #expect(try other.forward(x).scalars != expected, "the next draw is another mask")
+    }
 }
 
 /// Options that contradict each other are refused before anything starts.

@@ -40,7 +40,15 @@ import Testing
         return (try? JSONDecoder().decode(File.self, from: data).cases) ?? []
     }()
 
-    @Test func fixtureLoads() { #expect(Self.cases.count == 17) }
+    @Test func fixtureLoads() { #expect(Self.cases.count == 20) }
+
+    /// TinyGPT's block: two residuals (attention, then the GELU MLP), each after a LayerNorm.
+    static func transformerBlock(embed: Int, heads: Int) -> [any Layer] {
+        [
+            Residual([LayerNorm(embed), SelfAttention(embed: embed, heads: heads, causal: true)]),
+            Residual([LayerNorm(embed), Linear(embed, 4 * embed), GELU(), Linear(4 * embed, embed)]),
+        ]
+    }
 
     /// Relative 1e-5 (float32 against float64), with an absolute floor for values near zero.
     static func expectClose(_ actual: [Float], _ expected: [Double], _ what: String) {
@@ -56,16 +64,19 @@ import Testing
     func matchesPyTorch(name: String) throws {
         let c = try #require(Self.cases.first { $0.name == name })
         let kernel = Size2D(c.kernel[0], c.kernel[1]), stride = Size2D(c.stride[0], c.stride[1]), padding = Size2D(c.padding[0], c.padding[1])
-        let layer: any Layer = switch c.layer {
-        case "conv2d": Conv2d(c.input_shape[1], c.out_channels ?? 0, kernel: kernel, stride: stride, padding: padding, bias: c.bias ?? true)
-        case "maxpool2d": MaxPool2d(kernel: kernel, stride: stride, padding: padding)
-        case "layernorm": LayerNorm(c.features ?? 0)
-        case "embedding": Embedding(c.count ?? 0, c.dimension ?? 0)
-        case "attention": SelfAttention(embed: c.input_shape[2], heads: c.heads ?? 1, causal: c.causal ?? false)
-        case "residual_mlp": Residual([Linear(c.input_shape[1], c.input_shape[1]), ReLU(), Linear(c.input_shape[1], c.input_shape[1])])
-        default: AvgPool2d(kernel: kernel, stride: stride, padding: padding)
+        let layers: [any Layer] = switch c.layer {
+        case "conv2d": [Conv2d(c.input_shape[1], c.out_channels ?? 0, kernel: kernel, stride: stride, padding: padding, bias: c.bias ?? true)]
+        case "maxpool2d": [MaxPool2d(kernel: kernel, stride: stride, padding: padding)]
+        case "layernorm": [LayerNorm(c.features ?? 0)]
+        case "embedding": [Embedding(c.count ?? 0, c.dimension ?? 0)]
+        case "attention": [SelfAttention(embed: c.input_shape[2], heads: c.heads ?? 1, causal: c.causal ?? false)]
+        case "residual_mlp": [Residual([Linear(c.input_shape[1], c.input_shape[1]), ReLU(), Linear(c.input_shape[1], c.input_shape[1])])]
+        case "linear": [Linear(c.input_shape.last ?? 0, c.features ?? 0)]
+        case "positional": [PositionalEmbedding(maxLength: c.count ?? 0, dimension: c.input_shape[2])]
+        case "transformer_block": Self.transformerBlock(embed: c.input_shape[2], heads: c.heads ?? 1)
+        default: [AvgPool2d(kernel: kernel, stride: stride, padding: padding)]
         }
-        let model = try Sequential([layer], seed: 1)
+        let model = try Sequential(layers, seed: 1)
         let parameters = c.parameters?.flatMap { $0 } ?? ((c.weight ?? []) + (c.bias_values ?? []))
         #expect(model.parameterCount == parameters.count)
         for (i, value) in parameters.enumerated() { model.store.values.buffer[i] = Float(value) }

@@ -1,0 +1,103 @@
+import Foundation
+import PhalanxTensor
+
+/// A text as a sequence of character ids, for character-level language models: the vocabulary
+/// is the text's distinct Unicode scalars in sorted order, and training samples are windows
+/// whose labels are the next character at every position.
+///
+/// ```swift
+/// let corpus = try CharacterCorpus.shakespeare()
+/// let (train, test) = try corpus.split(length: 64, trainFraction: 0.9)
+/// ```
+public struct CharacterCorpus: Sendable {
+    /// The distinct characters, sorted: id `i` is `vocabulary[i]`.
+    public let vocabulary: [Unicode.Scalar]
+    /// The text as ids.
+    public let ids: [Int]
+    private let index: [Unicode.Scalar: Int]
+
+    /// Makes a corpus of `text`.
+    /// - Throws: `DataError.malformed` for an empty text.
+    public init(text: String) throws {
+        let scalars = Array(text.unicodeScalars)
+        guard !scalars.isEmpty else { throw DataError.malformed(source: "CharacterCorpus", reason: "the text is empty") }
+        vocabulary = Set(scalars).sorted { $0.value < $1.value }
+        var index: [Unicode.Scalar: Int] = [:]
+        for (id, scalar) in vocabulary.enumerated() { index[scalar] = id }
+        self.index = index
+        ids = scalars.map { index[$0] ?? 0 }
+    }
+
+    /// The path of the shipped text (`tinyshakespeare.txt`, public domain; see `TINYSHAKESPEARE.md`).
+    /// - Throws: `DataError.unreadable` if the resource bundle is missing.
+    public static func shakespeareResourcePath() throws -> String {
+        guard let url = Bundle.module.url(forResource: "tinyshakespeare", withExtension: "txt") else {
+            throw DataError.unreadable(path: "tinyshakespeare.txt", reason: "resource not found in \(Bundle.module.bundlePath)")
+        }
+        return url.path
+    }
+
+    /// The shipped Shakespeare text: 1,115,394 characters, 65 distinct.
+    /// - Throws: `DataError` if it is missing or unreadable.
+    public static func shakespeare() throws -> CharacterCorpus { try load(path: try shakespeareResourcePath()) }
+
+    /// A UTF-8 text file.
+    /// - Throws: `DataError.unreadable` or `.malformed` (empty).
+    public static func load(path: String) throws -> CharacterCorpus {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw DataError.unreadable(path: path, reason: "\(error)")
+        }
+        return try CharacterCorpus(text: text)
+    }
+
+    /// The ids of `text`.
+    /// - Throws: `DataError.malformed` naming a character outside the vocabulary.
+    public func encode(_ text: String) throws -> [Int] {
+        try text.unicodeScalars.enumerated().map { position, scalar in
+            guard let id = index[scalar] else {
+                throw DataError.malformed(source: "CharacterCorpus.encode", reason: "character \(scalar.escaped(asASCII: true)) at \(position) is not in the vocabulary")
+            }
+            return id
+        }
+    }
+
+    /// The text of `ids` (ids outside the vocabulary become U+FFFD).
+    public func decode(_ ids: [Int]) -> String {
+        var view = String.UnicodeScalarView()
+        for id in ids { view.append(vocabulary.indices.contains(id) ? vocabulary[id] : "\u{FFFD}") }
+        return String(view)
+    }
+
+    /// Non-overlapping windows of `length` ids from `range` of the text: features `[n, length]`
+    /// (ids as whole-number floats, what `Embedding` takes) and, per window, the `length` ids
+    /// that follow each position (labels).
+    /// - Throws: `DataError.malformed` when the range holds no full window.
+    public func windows(length: Int, in range: Range<Int>) throws -> InMemoryDataset {
+        let range = range.clamped(to: ids.indices)
+        guard length > 0, range.count > length else {
+            throw DataError.malformed(source: "CharacterCorpus.windows", reason: "\(range.count) characters hold no window of \(length) and its next character")
+        }
+        let count = (range.count - 1) / length
+        var features = [Float](), labels = [Int]()
+        features.reserveCapacity(count * length)
+        labels.reserveCapacity(count * length)
+        for window in 0..<count {
+            let start = range.lowerBound + window * length
+            features.append(contentsOf: ids[start..<(start + length)].map(Float.init))
+            labels.append(contentsOf: ids[(start + 1)...(start + length)])
+        }
+        return try InMemoryDataset(features: try Tensor(shape: [count, length], scalars: features), labels: labels, classCount: vocabulary.count, labelsPerSample: length)
+    }
+
+    /// The first `trainFraction` of the text as training windows, the rest held out (a cut in
+    /// the text, not a shuffle: no held-out window overlaps a training one).
+    /// - Throws: `DataError.malformed` for a fraction outside (0, 1) or too little text.
+    public func split(length: Int, trainFraction: Double) throws -> (train: InMemoryDataset, test: InMemoryDataset) {
+        guard trainFraction > 0, trainFraction < 1 else {
+            throw DataError.malformed(source: "CharacterCorpus.split", reason: "trainFraction \(trainFraction) outside (0, 1)")
+        }
+        let cut = Int(Double(ids.count) * trainFraction)
+        return (try windows(length: length, in: 0..<cut), try windows(length: length, in: cut..<ids.count))
+    }
+}
