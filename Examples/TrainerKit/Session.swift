@@ -200,7 +200,7 @@ final class Session {
         let evaluation = try evaluate()
         let final = evaluation?.accuracy
         let written = report.finish(plot: plot)
-        let sample = try task.sample?(model)
+        let sample = plot ? try task.sample?(model) : nil
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for value in model.store.values.buffer { hash = (hash ^ UInt64(value.bitPattern)) &* 0x100_0000_01b3 }
         let seconds = Date().timeIntervalSince(started)

@@ -7,6 +7,6 @@ struct PhalanxBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "phalanx-bench",
         abstract: "Benchmarks that compare Phalanx against a baseline measured in the same run.",
-        subcommands: [KernelsCommand.self, MetricsCommand.self, AllReduceCommand.self, ProtectionCommand.self, CheckpointCommand.self, RecoveryCommand.self, ScalingCommand.self, SimulateCommand.self, ChaosCommand.self, AllReduceWorkerCommand.self, TrainWorkerCommand.self]
+        subcommands: [KernelsCommand.self, MetricsCommand.self, ModelsCommand.self, AllReduceCommand.self, ProtectionCommand.self, CheckpointCommand.self, RecoveryCommand.self, ScalingCommand.self, SimulateCommand.self, ChaosCommand.self, AllReduceWorkerCommand.self, TrainWorkerCommand.self]
     )
 }

@@ -7,7 +7,7 @@ import Testing
 /// Every example, a few steps, in every launch mode: alone, static TCP ring, `mpirun` (MPI
 /// backend), elastic under `mpirun --enable-recovery`, and `phalanx-run`.
 @Suite(.serialized) struct ExampleLaunchTests {
-    static let examples = ["DigitsMLP", "DigitsCNN", "SyntheticMLP", "MNISTMLP"]
+    static let examples = ["DigitsMLP", "DigitsCNN", "TinyGPT", "SyntheticMLP", "MNISTMLP"]
     static let rootEnvironment = ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1", "OPENBLAS_NUM_THREADS": "1"]
 
     /// Arguments that keep each example small and fast.
@@ -16,6 +16,8 @@ import Testing
         switch example {
         case "SyntheticMLP": return common + ["--features", "16", "--hidden", "32", "--samples", "512"]
         case "MNISTMLP": return common + ["--data", try TinyMNIST.directory(), "--hidden", "32"]
+        // Overlap on, in buckets of 8 KiB: several buckets reduced during backward in every mode.
+        case "TinyGPT": return common + ["--characters", "20000", "--context", "16", "--embed", "16", "--heads", "2", "--blocks", "1", "--sample-length", "20", "--overlap", "on", "--bucket-kb", "8"]
         default: return common + ["--hidden", "32"]
         }
     }
