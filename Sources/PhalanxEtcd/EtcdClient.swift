@@ -116,8 +116,10 @@ public final class EtcdClient: @unchecked Sendable {
 
     /// Posts `request` to `/v3/<path>`, trying the members in turn (starting with the one
     /// that answered last, each given at most half of the time left but the last) until one
-    /// answers or the deadline passes. A member that does not
-    /// answer is asked last next time; an HTTP error from etcd itself is not retried elsewhere.
+    /// answers or the deadline passes. A member that does not answer is asked last next time;
+    /// an HTTP 4xx from etcd itself is not retried elsewhere. When a whole round ended with a
+    /// member answering 5xx (no leader yet: an election after the leader froze or died takes
+    /// about a second), the members are asked again after a short pause, within the deadline.
     private func call<Request: Encodable, Response: Decodable>(_ path: String, _ request: Request) throws -> Response {
         let body = try JSONEncoder().encode(request)
         let deadline = ContinuousClock.now + timeout
@@ -125,13 +127,14 @@ public final class EtcdClient: @unchecked Sendable {
         let first = preferred
         lock.unlock()
         var lastError = "no member asked within \(timeout)"
-        for attempt in 0..<endpoints.count where ContinuousClock.now < deadline {
+        var attempt = 0, electionSeen = false
+        while ContinuousClock.now < deadline {
             let index = (first + attempt) % endpoints.count
             let endpoint = endpoints[index].absoluteString
             // A member that does not answer (frozen, cut off) may take half of what is left, so
             // that the next one is still asked in time.
             let left = deadline - ContinuousClock.now
-            let share = attempt == endpoints.count - 1 ? left : left / 2
+            let share = attempt % endpoints.count == endpoints.count - 1 ? left : left / 2
             switch post(endpoints[index].appendingPathComponent("v3/\(path)"), body, within: share) {
             case let .success(data):
                 lock.lock()
@@ -142,12 +145,20 @@ public final class EtcdClient: @unchecked Sendable {
                 }
             case let .refused(status, text):
                 throw EtcdError.badAnswer(endpoint: endpoint, detail: "HTTP \(status): \(text)")
-            case let .failure(reason):
+            case let .failure(reason, unavailable):
                 lastError = "\(endpoint): \(reason)"
+                electionSeen = electionSeen || unavailable
                 lock.lock()
                 if preferred == index { preferred = (index + 1) % endpoints.count }
                 lock.unlock()
             }
+            attempt += 1
+            guard attempt % endpoints.count == 0 else { continue }
+            // A round without an answer: ask again only while some member says it has no leader.
+            guard electionSeen else { break }
+            electionSeen = false
+            let pause = min(Duration.milliseconds(100), deadline - ContinuousClock.now)
+            if pause > .zero { Thread.sleep(forTimeInterval: Double(pause / .microseconds(1)) / 1e6) }
         }
         throw EtcdError.unreachable(endpoints: endpoints.map(\.absoluteString), lastError: lastError)
     }
@@ -156,8 +167,9 @@ public final class EtcdClient: @unchecked Sendable {
         case success(Data)
         /// etcd answered with an error of its own (4xx): asking another member would not help.
         case refused(UInt, String)
-        /// No answer (refused connection, timeout, 5xx: a member without a quorum).
-        case failure(String)
+        /// No answer (refused connection, timeout), or a 5xx (`unavailable`: a member without a
+        /// leader or a quorum, as during an election).
+        case failure(String, unavailable: Bool)
     }
 
     private func post(_ url: URL, _ body: Data, within budget: Duration) -> Outcome {
@@ -169,10 +181,10 @@ public final class EtcdClient: @unchecked Sendable {
             let data = response.body.map { Data($0.readableBytesView) } ?? Data()
             let text = String(decoding: data.prefix(200), as: UTF8.self)
             if (400..<500).contains(response.status.code) { return .refused(response.status.code, text) }
-            guard response.status == .ok else { return .failure("HTTP \(response.status.code): \(text)") }
+            guard response.status == .ok else { return .failure("HTTP \(response.status.code): \(text)", unavailable: response.status.code >= 500) }
             return .success(data)
         } catch {
-            return .failure("\(error)")
+            return .failure("\(error)", unavailable: false)
         }
     }
 }

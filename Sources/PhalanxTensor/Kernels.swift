@@ -106,12 +106,10 @@ public enum Kernels {
             let src = a + r * columns, dst = out + r * columns
             var maxValue = -Float.infinity
             for c in 0..<columns { maxValue = Swift.max(maxValue, src[c]) }
+            // The exponentials first (a loop without calls, which vectorises), then their sum.
+            for c in 0..<columns { dst[c] = Activations.fastExp(src[c] - maxValue) }
             var total: Float = 0
-            for c in 0..<columns {
-                let e = exp(src[c] - maxValue)
-                dst[c] = e
-                total += e
-            }
+            for c in 0..<columns { total += dst[c] }
             let inverse = 1 / total
             for c in 0..<columns { dst[c] *= inverse }
         }

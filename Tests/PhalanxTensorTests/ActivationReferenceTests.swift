@@ -68,4 +68,30 @@ import Testing
         let expected = Reference.matmul(a, try x.reshaped([columns, 1]), false, false)
         #expect(mismatch(y.scalars, expected, atol: 1e-5, rtol: 1e-5) == nil)
     }
+
+    /// The call-free exponential (softmax, GELU) against Double `exp`: within 2 ulp-ish (3e-7
+    /// relative) over the range it serves, exactly 0 for −∞ and below −87.3, NaN for NaN.
+    @Test func fastExpMatchesExpOverItsRange() {
+        var worst = 0.0
+        for i in 0...200_000 {
+            let x = Float(-87.3 + Double(i) * (88.0 + 87.3) / 200_000)
+            let reference = Foundation.exp(Double(x))
+            worst = max(worst, abs(Double(Activations.fastExp(x)) - reference) / reference)
+        }
+        #expect(worst < 3e-7, "worst relative error \(worst)")
+        #expect(Activations.fastExp(-.infinity) == 0 && Activations.fastExp(-100) == 0)
+        #expect(Activations.fastExp(0) == 1)
+        #expect(Activations.fastExp(.nan).isNaN)
+    }
+
+    /// GELU's normal CDF (Abramowitz & Stegun 7.1.26) against Double `erfc`, absolute.
+    @Test func normalCDFIsWithinTwoTenthsOfAMillionth() {
+        var worst = 0.0
+        for i in 0...40_000 {
+            let x = Float(-10 + Double(i) * 20 / 40_000)
+            let reference = 0.5 * erfc(-Double(x) / 2.0.squareRoot())
+            worst = max(worst, abs(Double(Activations.normalCDF(x).cdf) - reference))
+        }
+        #expect(worst < 2.5e-7, "worst absolute error \(worst)")
+    }
 }
