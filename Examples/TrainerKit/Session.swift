@@ -21,6 +21,10 @@ final class Session {
     var shardGradients: [Float] = []
     /// `--overlap`: the gradient all-reduce overlapping backward (nil: after backward, whole).
     let reducer: BucketedAllReduce?
+    /// When a step uses `reducer` (`--overlap auto` decides by the members and the cores).
+    let overlap: OverlapPolicy
+    /// Whether any step overlapped (the `done` event reports it).
+    var overlapped = false
     /// True while the reducer runs this step's buckets.
     var overlapping = false
     /// Seconds spent in forward, backward and update, and waiting for the all-reduce after
@@ -39,13 +43,9 @@ final class Session {
         schedule = CosineDecay(base: options.learningRate, totalSteps: max(totalSteps, 1))
         faults = try options.faults()
         if let path = options.`init` { try Weights.load(model, from: path) }
-        let bucketElements = max(1, options.bucketKb * 1024 / MemoryLayout<Float>.stride)
-        switch options.overlap {
-        case "on": reducer = BucketedAllReduce(bucketElements: bucketElements)
-        case "off": reducer = nil
-        case "auto": reducer = model.store.count > bucketElements ? BucketedAllReduce(bucketElements: bucketElements) : nil
-        default: throw ValidationError("--overlap takes on, off or auto, not '\(options.overlap)'")
-        }
+        guard ["on", "off", "auto"].contains(options.overlap) else { throw ValidationError("--overlap takes on, off or auto, not '\(options.overlap)'") }
+        overlap = OverlapPolicy(mode: options.overlap, bucketElements: max(1, options.bucketKb * 1024 / MemoryLayout<Float>.stride))
+        reducer = options.overlap == "off" ? nil : BucketedAllReduce(bucketElements: overlap.bucketElements)
         stop.install()
     }
 
@@ -77,11 +77,12 @@ final class Session {
         let slice = GlobalBatchSampler.sliceRange(batchSize: globalCount, position: position, members: members)
         let indices = try sampler.indices(step: step, position: position, members: members)
         if options.stepDelayMs > 0 { usleep(UInt32(options.stepDelayMs * 1000)) }
-        guard let reducer, let communicator, communicator.worldSize > 1 else {
+        guard let reducer, let communicator, overlap.enabled(parameterCount: model.parameterCount, worldSize: communicator.worldSize) else {
             return try forwardBackward(indices, step: step, firstSample: slice.lowerBound, globalCount: globalCount, timeline: timeline, reducer: nil)
         }
         reducer.begin(model.store.gradients.buffer, over: communicator)
         overlapping = true
+        overlapped = true
         do {
             return try forwardBackward(indices, step: step, firstSample: slice.lowerBound, globalCount: globalCount, timeline: timeline, reducer: reducer)
         } catch {
@@ -212,7 +213,7 @@ final class Session {
             "samples_per_s": throughput,
             "event": "done", "pid": Int(getpid()), "steps": steps, "accuracy": Double(final ?? -1), "params_hash": String(hash, radix: 16),
             "world_size": worldSize, "seconds": seconds, "files": written,
-            "test_loss": evaluation?.loss ?? -1, "overlap": reducer != nil,
+            "test_loss": evaluation?.loss ?? -1, "overlap": overlapped,
             "compute_ms_per_step": 1000 * computeSeconds / Double(max(timedSteps, 1)),
             "reduce_wait_ms_per_step": 1000 * reduceWaitSeconds / Double(max(timedSteps, 1)),
         ]

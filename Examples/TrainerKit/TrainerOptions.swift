@@ -17,7 +17,7 @@ public struct TrainerOptions: ParsableArguments {
     @Option(help: "Bit-identical training whatever the number of members: each global batch is cut into N fixed shards, each computed alone, and their gradients summed exactly (ExactSum). The same N gives the same weights alone, on any ring and through any elastic history; 0: off.")
     public var deterministicShards = 0
 
-    @Option(help: "Overlap the gradient all-reduce with backward (buckets reduced on a communication thread as backward finishes them): on, off, or auto (on when the gradients fill more than one bucket).")
+    @Option(help: "Overlap the gradient all-reduce with backward (buckets reduced on a communication thread as backward finishes them): on, off, or auto (on when the gradients fill more than one bucket and the host has a core to spare for each local rank's communication thread: cores ≥ local ranks × (BLAS threads + 1)).")
     public var overlap = "auto"
     @Option(help: "Bucket size for --overlap, in KiB of gradients.")
     public var bucketKb = 256

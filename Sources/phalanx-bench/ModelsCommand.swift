@@ -18,6 +18,8 @@ struct ModelsCommand: ParsableCommand {
     var cnnSteps = 300
     @Option(help: "Steps per TinyGPT run.")
     var gptSteps = 60
+    @Option(help: "Runs of each multi-rank row, overlap off and on alternating; the rows report medians.")
+    var repeats = 5
     @Option(help: "Paired rounds against PyTorch (0: no comparison).")
     var rounds = 3
     @Option(help: "The PyTorch script (run with python3).")
@@ -46,16 +48,25 @@ struct ModelsCommand: ParsableCommand {
             let binary = "\(directory)/\(model.name)"
             var single: Double?
             for p in ranks.split(separator: ",").compactMap({ Int($0) }) {
-                for overlap in p == 1 ? ["off"] : ["off", "on"] {
-                    let run = try measure(model, binary: binary, ranks: p, overlap: overlap)
-                    if p == 1 { single = run.samplesPerSecond }
-                    var row: [String: Any] = [
-                        "bench": "models", "model": model.name, "ranks": p, "overlap": overlap, "batch_size": model.batchSize,
-                        "samples_per_s": run.samplesPerSecond, "compute_ms_per_step": run.computeMs, "reduce_wait_ms_per_step": run.waitMs,
-                        "efficiency": single.map { run.samplesPerSecond / (Double(p) * $0) } ?? Double.nan,
+                // Overlap off and on alternate, so that both meet the same load on a shared machine.
+                let settings = p == 1 ? ["off"] : ["off", "on"]
+                var runs: [String: [Run]] = [:]
+                for _ in 0..<(p == 1 ? 1 : max(repeats, 1)) {
+                    for overlap in settings { runs[overlap, default: []].append(try measure(model, binary: binary, ranks: p, overlap: overlap)) }
+                }
+                for overlap in settings {
+                    let all = runs[overlap] ?? []
+                    let rates = all.map(\.samplesPerSecond).sorted()
+                    let rate = rates[rates.count / 2]
+                    let compute = all.map(\.computeMs).sorted()[all.count / 2], wait = all.map(\.waitMs).sorted()[all.count / 2]
+                    if p == 1 { single = rate }
+                    let row: [String: Any] = [
+                        "bench": "models", "model": model.name, "ranks": p, "overlap": overlap, "batch_size": model.batchSize, "runs": all.count,
+                        "samples_per_s": rate, "samples_per_s_runs": all.map(\.samplesPerSecond), "compute_ms_per_step": compute, "reduce_wait_ms_per_step": wait,
+                        "efficiency": single.map { rate / (Double(p) * $0) } ?? Double.nan,
+                        // What samples/s would be if the all-reduce were free: the slowest rank's compute.
+                        "compute_only_samples_per_s": Double(model.batchSize) / (compute / 1000),
                     ]
-                    // What samples/s would be if the all-reduce were free: the slowest rank's compute.
-                    row["compute_only_samples_per_s"] = Double(model.batchSize) / (run.computeMs / 1000)
                     if json { emit(row) }
                     rows.append(row)
                 }
@@ -112,9 +123,9 @@ struct ModelsCommand: ParsableCommand {
     }
 
     private func table(_ rows: [[String: Any]]) {
-        print("model      ranks  overlap  samples/s  efficiency  compute ms/step  wait ms/step  compute-only samples/s")
+        print("model      ranks  overlap  samples/s (median)  efficiency  compute ms/step  wait ms/step  compute-only samples/s")
         for row in rows where row["bench"] as? String == "models" {
-            print(String(format: "%-9s  %5d  %-7s  %9.0f  %10.2f  %15.2f  %12.2f  %10.0f", (row["model"] as? String ?? "") as NSString, row["ranks"] as? Int ?? 0,
+            print(String(format: "%-9s  %5d  %-7s  %18.0f  %10.2f  %15.2f  %12.2f  %10.0f", (row["model"] as? String ?? "") as NSString, row["ranks"] as? Int ?? 0,
                          (row["overlap"] as? String ?? "") as NSString, row["samples_per_s"] as? Double ?? 0, row["efficiency"] as? Double ?? .nan,
                          row["compute_ms_per_step"] as? Double ?? .nan, row["reduce_wait_ms_per_step"] as? Double ?? .nan, row["compute_only_samples_per_s"] as? Double ?? .nan))
         }

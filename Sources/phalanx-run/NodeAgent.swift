@@ -263,6 +263,7 @@ final class NodeAgent: @unchecked Sendable {
         lock.unlock()
         let supervisor = Supervisor(arguments: configuration.arguments, first: generation(for: first), makeNext: nil)
         supervisor.monitor = configuration.monitor
+        supervisor.workersPerHost = configuration.workersPerNode
         Signals.forward(to: supervisor)
         do { try supervisor.startWorkers() } catch {
             return Supervisor.Outcome(code: 1, summary: "could not start the workers: \(error)")

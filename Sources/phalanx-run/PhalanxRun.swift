@@ -175,6 +175,7 @@ struct PhalanxRun: ParsableCommand {
         }
         let supervisor = Supervisor(arguments: arguments, first: try makeGeneration(0), makeNext: makeGeneration)
         supervisor.monitor = try startMonitor(minimumWorkers: minNproc ?? 1)
+        supervisor.workersPerHost = nproc
         defer { supervisor.monitor?.close() }
         Signals.forward(to: supervisor)
         try supervisor.startWorkers()

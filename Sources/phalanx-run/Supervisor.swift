@@ -69,6 +69,10 @@ final class Supervisor: @unchecked Sendable {
 
     /// `--metrics-port`: the endpoint serving the workers' metrics (set before starting them).
     var monitor: LauncherMonitor?
+    /// Workers this launcher runs on its host, passed as `PHALANX_LOCAL_WORLD_SIZE` (torchrun's
+    /// `LOCAL_WORLD_SIZE`): a trainer decides from it whether a core is free for overlapping
+    /// communication.
+    var workersPerHost: Int?
     private let arguments: [String]
     private let makeNext: ((Int) throws -> Generation)?
     // Guarded by `lock`.
@@ -169,6 +173,7 @@ final class Supervisor: @unchecked Sendable {
         for (key, value) in current.environment.merging(extra, uniquingKeysWith: { _, new in new }) { variables[key] = value }
         // One port for all would fail all but one worker: --metrics-port serves them all.
         variables["PHALANX_METRICS_PORT"] = monitor != nil ? "auto" : "0"
+        if let workersPerHost { variables["PHALANX_LOCAL_WORLD_SIZE"] = "\(workersPerHost)" }
         let process = try ChildProcess(path: path, arguments: Array(arguments.dropFirst()), environment: variables)
         let readers = DispatchGroup()
         stream(process.output, prefix: "[\(label)] ", to: STDOUT_FILENO, group: readers) { [monitor] line in

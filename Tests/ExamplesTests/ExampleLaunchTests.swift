@@ -95,6 +95,27 @@ import Testing
         #expect(output[0].stdout.contains("[0] ") && output[0].stdout.contains("[1] "))
     }
 
+    /// `--overlap auto` overlaps only with a core to spare per local rank: not with 1000 ranks
+    /// on the host, yes with one (and one BLAS thread) on a machine of at least two cores.
+    @Test func overlapAutoFollowsTheFreeCores() throws {
+        for (localRanks, expected) in [(1000, false), (1, ProcessInfo.processInfo.activeProcessorCount >= 2)] {
+            let secret = JobCredentials.randomSecret()
+            let server = try RendezvousServer(host: "127.0.0.1", port: 0, worldSize: 2, credentials: JobCredentials(jobID: "overlap", secret: Array(secret.utf8)))
+            server.start()
+            let port = server.port
+            let outputs = try WorkerProcesses(
+                executable: "TinyGPT", arguments: try Self.arguments("TinyGPT").map { $0 == "on" ? "auto" : $0 } + ["--backend", "tcp"], count: 2
+            ) { rank in
+                Self.rootEnvironment.merging([
+                    "PHALANX_RANK": "\(rank)", "PHALANX_WORLD_SIZE": "2", "PHALANX_MASTER_ADDR": "127.0.0.1", "PHALANX_MASTER_PORT": "\(port)",
+                    "PHALANX_RENDEZVOUS_EXTERNAL": "1", "PHALANX_JOB_ID": "overlap", "PHALANX_JOB_SECRET": secret, "PHALANX_LOCAL_WORLD_SIZE": "\(localRanks)",
+                ]) { _, new in new }
+            }.wait(timeout: .seconds(120))
+            Self.check(outputs, ranks: 2, "TinyGPT, \(localRanks) local ranks")
+            #expect(Self.done(outputs).allSatisfy { $0["overlap"] as? Bool == expected }, "\(localRanks) local ranks: \(Self.done(outputs))")
+        }
+    }
+
     /// The convolutional example learns the digits: ≥ 98 % held-out accuracy after 40 epochs
     /// (`--min-accuracy` makes the trainer fail below it).
     @Test func digitsCNNReaches98PercentHeldOut() throws {
