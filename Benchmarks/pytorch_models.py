@@ -44,6 +44,7 @@ class TinyGPT(torch.nn.Module):
     def __init__(self, vocabulary, context=64, embed=64, heads=4, blocks=2, dropout=0.1):
         super().__init__()
         self.tokens, self.positions = torch.nn.Embedding(vocabulary, embed), torch.nn.Embedding(context, embed)
+        torch.nn.init.normal_(self.positions.weight, std=0.02)  # as Phalanx's PositionalEmbedding (GPT-2's)
         self.drop = torch.nn.Dropout(dropout)
         self.blocks = torch.nn.ModuleList(Block(embed, heads, dropout) for _ in range(blocks))
         self.ln = torch.nn.LayerNorm(embed)
@@ -82,7 +83,8 @@ def main():
     else:
         text = open(os.path.join(RESOURCES, "tinyshakespeare.txt")).read()
         vocabulary = sorted(set(text))
-        ids = torch.tensor([vocabulary.index(c) for c in text[:200_000]])
+        index = {c: i for i, c in enumerate(vocabulary)}
+        ids = torch.tensor([index[c] for c in text[:int(len(text) * 0.9)]])  # the training part, as TinyGPT
         model = TinyGPT(len(vocabulary), context=args.context)
 
         def batch():

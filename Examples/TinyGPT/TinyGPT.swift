@@ -31,13 +31,15 @@ struct TinyGPT: ParsableCommand {
     var temperature: Float = 0.8
     @Option(help: "The text the sample continues.")
     var prompt = "ROMEO:\n"
+    @Option(help: "Training windows start every N characters (default: --context, disjoint; overlapping below it). Held-out windows never overlap.")
+    var stride: Int?
     @Option(help: "Use only the first N characters of the text (0: all of it; tests train on less).")
     var characters = 0
 
     func run() throws {
         var corpus = try CharacterCorpus.shakespeare()
         if characters > 0 { corpus = try CharacterCorpus(text: corpus.decode(Array(corpus.ids.prefix(characters)))) }
-        let (train, test) = try corpus.split(length: context, trainFraction: 0.9)
+        let (train, test) = try corpus.split(length: context, trainFraction: 0.9, stride: stride)
         let generator = TextGenerator(corpus: corpus, context: context, temperature: temperature, seed: trainer.seed)
         let task = TrainingTask(
             name: "TinyGPT", train: train, test: test, defaultSteps: 600,

@@ -69,35 +69,38 @@ public struct CharacterCorpus: Sendable {
         return String(view)
     }
 
-    /// Non-overlapping windows of `length` ids from `range` of the text: features `[n, length]`
-    /// (ids as whole-number floats, what `Embedding` takes) and, per window, the `length` ids
-    /// that follow each position (labels).
-    /// - Throws: `DataError.malformed` when the range holds no full window.
-    public func windows(length: Int, in range: Range<Int>) throws -> InMemoryDataset {
+    /// Windows of `length` ids from `range` of the text, one every `stride` characters (the
+    /// default, `length`, makes them disjoint; a smaller stride gives more, overlapping
+    /// windows, starting at more offsets): features `[n, length]` (ids as whole-number floats,
+    /// what `Embedding` takes) and, per window, the `length` ids that follow each position (labels).
+    /// - Throws: `DataError.malformed` when the range holds no full window or the stride is not positive.
+    public func windows(length: Int, stride: Int? = nil, in range: Range<Int>) throws -> InMemoryDataset {
         let range = range.clamped(to: ids.indices)
-        guard length > 0, range.count > length else {
-            throw DataError.malformed(source: "CharacterCorpus.windows", reason: "\(range.count) characters hold no window of \(length) and its next character")
+        let stride = stride ?? length
+        guard length > 0, stride > 0, range.count > length else {
+            throw DataError.malformed(source: "CharacterCorpus.windows", reason: "\(range.count) characters hold no window of \(length) and its next character (stride \(stride))")
         }
-        let count = (range.count - 1) / length
+        let count = (range.count - 1 - length) / stride + 1
         var features = [Float](), labels = [Int]()
         features.reserveCapacity(count * length)
         labels.reserveCapacity(count * length)
         for window in 0..<count {
-            let start = range.lowerBound + window * length
+            let start = range.lowerBound + window * stride
             features.append(contentsOf: ids[start..<(start + length)].map(Float.init))
             labels.append(contentsOf: ids[(start + 1)...(start + length)])
         }
         return try InMemoryDataset(features: try Tensor(shape: [count, length], scalars: features), labels: labels, classCount: vocabulary.count, labelsPerSample: length)
     }
 
-    /// The first `trainFraction` of the text as training windows, the rest held out (a cut in
-    /// the text, not a shuffle: no held-out window overlaps a training one).
+    /// The first `trainFraction` of the text as training windows (one every `stride`
+    /// characters), the rest held out in disjoint windows (a cut in the text, not a shuffle: no
+    /// held-out window overlaps a training one).
     /// - Throws: `DataError.malformed` for a fraction outside (0, 1) or too little text.
-    public func split(length: Int, trainFraction: Double) throws -> (train: InMemoryDataset, test: InMemoryDataset) {
+    public func split(length: Int, trainFraction: Double, stride: Int? = nil) throws -> (train: InMemoryDataset, test: InMemoryDataset) {
         guard trainFraction > 0, trainFraction < 1 else {
             throw DataError.malformed(source: "CharacterCorpus.split", reason: "trainFraction \(trainFraction) outside (0, 1)")
         }
         let cut = Int(Double(ids.count) * trainFraction)
-        return (try windows(length: length, in: 0..<cut), try windows(length: length, in: cut..<ids.count))
+        return (try windows(length: length, stride: stride, in: 0..<cut), try windows(length: length, in: cut..<ids.count))
     }
 }

@@ -125,9 +125,12 @@ struct ModelsCommand: ParsableCommand {
     private func table(_ rows: [[String: Any]]) {
         print("model      ranks  overlap  samples/s (median)  efficiency  compute ms/step  wait ms/step  compute-only samples/s")
         for row in rows where row["bench"] as? String == "models" {
-            print(String(format: "%-9s  %5d  %-7s  %18.0f  %10.2f  %15.2f  %12.2f  %10.0f", (row["model"] as? String ?? "") as NSString, row["ranks"] as? Int ?? 0,
-                         (row["overlap"] as? String ?? "") as NSString, row["samples_per_s"] as? Double ?? 0, row["efficiency"] as? Double ?? .nan,
-                         row["compute_ms_per_step"] as? Double ?? .nan, row["reduce_wait_ms_per_step"] as? Double ?? .nan, row["compute_only_samples_per_s"] as? Double ?? .nan))
+            // Strings padded in Swift: `%s` takes a C string, not a Swift or NS string.
+            let model = (row["model"] as? String ?? "").padding(toLength: 9, withPad: " ", startingAt: 0)
+            let overlap = (row["overlap"] as? String ?? "").padding(toLength: 7, withPad: " ", startingAt: 0)
+            print("\(model)  " + String(format: "%5d", row["ranks"] as? Int ?? 0) + "  \(overlap)  "
+                  + String(format: "%18.0f  %10.2f  %15.2f  %12.2f  %10.0f", row["samples_per_s"] as? Double ?? 0, row["efficiency"] as? Double ?? .nan,
+                           row["compute_ms_per_step"] as? Double ?? .nan, row["reduce_wait_ms_per_step"] as? Double ?? .nan, row["compute_only_samples_per_s"] as? Double ?? .nan))
         }
         for row in rows where row["bench"] as? String == "models-vs-pytorch" {
             let phalanx = (row["phalanx_ms_per_step"] as? [Double] ?? []).map { String(format: "%.2f", $0) }.joined(separator: " ")

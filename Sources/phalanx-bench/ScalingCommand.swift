@@ -54,8 +54,11 @@ struct ScalingCommand: ParsableCommand {
             print("trainer        ranks  backend  samples/s   efficiency vs 1 rank" + (deterministicShards > 0 ? "   deterministic samples/s (ratio)" : ""))
             for row in rows {
                 let exact = (row["deterministic_samples_per_s"] as? Double).map { String(format: "   %9.0f (%.2f)", $0, row["deterministic_ratio"] as? Double ?? .nan) } ?? ""
-                print(String(format: "%-13s  %5d  %-7s  %9.0f   %.2f", (row["trainer"] as? String ?? "") as NSString, row["ranks"] as? Int ?? 0,
-                             (row["backend"] as? String ?? "") as NSString, row["samples_per_s"] as? Double ?? 0, row["efficiency"] as? Double ?? .nan) + exact)
+                // Strings padded in Swift: `%s` takes a C string, not a Swift or NS string.
+                let trainer = (row["trainer"] as? String ?? "").padding(toLength: 13, withPad: " ", startingAt: 0)
+                let backend = (row["backend"] as? String ?? "").padding(toLength: 7, withPad: " ", startingAt: 0)
+                print("\(trainer)  " + String(format: "%5d", row["ranks"] as? Int ?? 0) + "  \(backend)  "
+                      + String(format: "%9.0f   %.2f", row["samples_per_s"] as? Double ?? 0, row["efficiency"] as? Double ?? .nan) + exact)
             }
         }
     }

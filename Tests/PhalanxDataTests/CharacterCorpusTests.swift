@@ -29,6 +29,12 @@ import Testing
         #expect(corpus.decode(x.scalars.map { Int($0) }) == "def")
         #expect(corpus.decode(labels) == "efg")
         #expect(throws: DataError.self) { try corpus.windows(length: 10, in: 0..<10) }
+        // Overlapping windows, one every 2 characters: starts 0, 2, 4, 6.
+        let overlapping = try corpus.windows(length: 3, stride: 2, in: 0..<10)
+        #expect(overlapping.count == 4)
+        #expect(corpus.decode(try overlapping.batch([3]).features.scalars.map { Int($0) }) == "ghi")
+        #expect(corpus.decode(try overlapping.batch([3]).labels) == "hij")
+        #expect(throws: DataError.self) { try corpus.windows(length: 3, stride: 0, in: 0..<10) }
     }
 
     @Test func theSplitCutsTheTextWithoutOverlap() throws {
