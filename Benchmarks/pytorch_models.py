@@ -66,6 +66,8 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--context", type=int, default=64)
     args = parser.parse_args()
+    if args.steps < 1:
+        parser.error("--steps must be at least 1")
     torch.set_num_threads(1)
     torch.manual_seed(42)
     if args.model == "DigitsCNN":
@@ -81,7 +83,7 @@ def main():
         def loss_of(x, y):
             return torch.nn.functional.cross_entropy(model(x), y)
     else:
-        text = open(os.path.join(RESOURCES, "tinyshakespeare.txt")).read()
+        text = open(os.path.join(RESOURCES, "tinyshakespeare.txt"), encoding="utf-8").read()
         vocabulary = sorted(set(text))
         index = {c: i for i, c in enumerate(vocabulary)}
         ids = torch.tensor([index[c] for c in text[:int(len(text) * 0.9)]])  # the training part, as TinyGPT

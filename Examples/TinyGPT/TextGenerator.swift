@@ -22,13 +22,20 @@ struct TextGenerator: Sendable {
             let window = Array(ids.suffix(context))
             let logits = try model.forward(try Tensor(shape: [1, window.count], scalars: window.map(Float.init)))
             let classes = corpus.vocabulary.count
-            ids.append(pick(Array(logits.scalars.suffix(classes)), using: &random))
+            ids.append(try pick(Array(logits.scalars.suffix(classes)), using: &random))
         }
         return corpus.decode(ids)
     }
 
+    /// A model whose logits are not finite (it diverged) has nothing to sample from.
+    struct NonFiniteLogits: Error, CustomStringConvertible {
+        var description: String { "the model's logits are not finite (training diverged): no sample" }
+    }
+
     /// A draw from softmax(logits / temperature), or the arg-max at temperature 0.
-    private func pick(_ logits: [Float], using random: inout SeededGenerator) -> Int {
+    /// - Throws: `NonFiniteLogits` when a logit is NaN or infinite.
+    private func pick(_ logits: [Float], using random: inout SeededGenerator) throws -> Int {
+        guard logits.allSatisfy(\.isFinite) else { throw NonFiniteLogits() }
         guard temperature > 0 else { return logits.indices.max { logits[$0] < logits[$1] } ?? 0 }
         let top = logits.max() ?? 0
         let weights = logits.map { exp(Double(($0 - top) / temperature)) }

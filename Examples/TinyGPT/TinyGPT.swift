@@ -36,9 +36,20 @@ struct TinyGPT: ParsableCommand {
     @Option(help: "Use only the first N characters of the text (0: all of it; tests train on less).")
     var characters = 0
 
+    func validate() throws {
+        for (name, value) in [("--context", context), ("--embed", embed), ("--heads", heads), ("--blocks", blocks)] where value < 1 {
+            throw ValidationError("\(name) must be at least 1, not \(value)")
+        }
+        guard embed % heads == 0 else { throw ValidationError("--embed \(embed) must split evenly into --heads \(heads)") }
+        guard sampleLength >= 0, characters >= 0 else { throw ValidationError("--sample-length and --characters cannot be negative") }
+        guard (stride ?? 1) >= 1 else { throw ValidationError("--stride must be at least 1") }
+    }
+
     func run() throws {
         var corpus = try CharacterCorpus.shakespeare()
         if characters > 0 { corpus = try CharacterCorpus(text: corpus.decode(Array(corpus.ids.prefix(characters)))) }
+        // The prompt is checked now, not after the whole run.
+        do { _ = try corpus.encode(prompt) } catch { throw ValidationError("--prompt: \(error)") }
         let (train, test) = try corpus.split(length: context, trainFraction: 0.9, stride: stride)
         let generator = TextGenerator(corpus: corpus, context: context, temperature: temperature, seed: trainer.seed)
         let task = TrainingTask(

@@ -34,8 +34,10 @@ struct OverlapPolicy {
         switch mode {
         case "on": return true
         case "auto":
-            let local = Self.localRanks(worldSize: worldSize, environment: environment)
-            return parameterCount > bucketElements && cores >= local * (Self.computeThreads(cores: cores, environment: environment) + 1)
+            // (Clamped, so that absurd variables cannot overflow the product.)
+            let local = min(max(Self.localRanks(worldSize: worldSize, environment: environment), 1), 1 << 16)
+            let threads = min(max(Self.computeThreads(cores: cores, environment: environment), 1), 1 << 16)
+            return parameterCount > bucketElements && cores >= local * (threads + 1)
         default: return false
         }
     }

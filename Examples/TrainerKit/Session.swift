@@ -44,7 +44,8 @@ final class Session {
         faults = try options.faults()
         if let path = options.`init` { try Weights.load(model, from: path) }
         guard ["on", "off", "auto"].contains(options.overlap) else { throw ValidationError("--overlap takes on, off or auto, not '\(options.overlap)'") }
-        overlap = OverlapPolicy(mode: options.overlap, bucketElements: max(1, options.bucketKb * 1024 / MemoryLayout<Float>.stride))
+        guard (1...(1 << 20)).contains(options.bucketKb) else { throw ValidationError("--bucket-kb takes 1 to 1048576 (KiB), not \(options.bucketKb)") }
+        overlap = OverlapPolicy(mode: options.overlap, bucketElements: options.bucketKb * 1024 / MemoryLayout<Float>.stride)
         reducer = options.overlap == "off" ? nil : BucketedAllReduce(bucketElements: overlap.bucketElements)
         stop.install()
     }
@@ -77,7 +78,9 @@ final class Session {
         let slice = GlobalBatchSampler.sliceRange(batchSize: globalCount, position: position, members: members)
         let indices = try sampler.indices(step: step, position: position, members: members)
         if options.stepDelayMs > 0 { usleep(UInt32(options.stepDelayMs * 1000)) }
-        guard let reducer, let communicator, overlap.enabled(parameterCount: model.parameterCount, worldSize: communicator.worldSize) else {
+        // Open MPI below MPI_THREAD_SERIALIZED must be called from the main thread only.
+        let threadsAllowed = !(communicator is MPICommunicator) || MPIRuntime.allowsOtherThreads
+        guard let reducer, let communicator, threadsAllowed, overlap.enabled(parameterCount: model.parameterCount, worldSize: communicator.worldSize) else {
             return try forwardBackward(indices, step: step, firstSample: slice.lowerBound, globalCount: globalCount, timeline: timeline, reducer: nil)
         }
         reducer.begin(model.store.gradients.buffer, over: communicator)
@@ -174,14 +177,14 @@ final class Session {
         timeline?.record(.update, from: start, to: Date())
     }
 
-    /// Held-out accuracy and mean loss (per token for a sequence model), in evaluation mode, on
-    /// the first 1024 held-out samples at most, 128 at a time; nil without test data.
+    /// Held-out accuracy and mean loss (per token for a sequence model), in evaluation mode,
+    /// over every held-out sample, 128 at a time; nil without test data.
     func evaluate() throws -> (accuracy: Float, loss: Double)? {
         guard let test = task.test, test.count > 0 else { return nil }
         model.training = false
         defer { model.training = true }
         var correct = 0.0, loss = 0.0, labelsSeen = 0
-        let count = min(test.count, 1024)
+        let count = test.count
         for start in stride(from: 0, to: count, by: 128) {
             let part = try test.batch(Array(start..<min(start + 128, count)))
             let logits = try model.forward(part.features)

@@ -18,8 +18,10 @@ public struct TrainerOptions: ParsableArguments {
     public var deterministicShards = 0
 
     @Option(help: "Overlap the gradient all-reduce with backward (buckets reduced on a communication thread as backward finishes them): on, off, or auto (on when the gradients fill more than one bucket and the host has a core to spare for each local rank's communication thread: cores ≥ local ranks × (BLAS threads + 1)).")
+    /// on, off or auto (`OverlapPolicy`).
     public var overlap = "auto"
     @Option(help: "Bucket size for --overlap, in KiB of gradients.")
+    /// KiB of gradients per bucket of the overlapped all-reduce.
     public var bucketKb = 256
 
     @Option(help: "auto, single, tcp, mpi or elastic. auto: elastic if --elastic or PHALANX_ELASTIC=1, mpi under mpirun, tcp with PHALANX_*/torchrun variables, else single.")

@@ -12,7 +12,8 @@ import PhalanxTensor
 /// the timing. A failed bucket ends the step: the later buckets are not started and `finish()`
 /// throws the error, which an elastic loop handles as any failed collective (the step is
 /// discarded on every member). The communicator is used only by the communication thread
-/// between `begin` and the return of `finish()` or `cancel()`.
+/// between `begin` and the return of `finish()` or `cancel()`. The thread keeps the reducer
+/// alive until `close()`.
 ///
 /// ```swift
 /// let reducer = BucketedAllReduce(bucketElements: 65_536)
@@ -34,6 +35,7 @@ public final class BucketedAllReduce: @unchecked Sendable {
     private var failure: (any Error)?
     private var cancelled = false
     private var closed = false
+    private var threadEnded = false
     private var thread: Thread?
     private var reducedBuckets = 0
 
@@ -60,11 +62,11 @@ public final class BucketedAllReduce: @unchecked Sendable {
             self.options = options
             readyFrom = buffer.count
             reducedFrom = buffer.count
-            failure = nil
+            failure = closed ? Closed() : nil
             cancelled = false
             reducedBuckets = 0
-            if thread == nil {
-                let thread = Thread { [weak self] in self?.serve() }
+            if thread == nil, !closed {
+                let thread = Thread { [self] in serve() }
                 thread.name = "phalanx-bucketed-allreduce"
                 thread.start()
                 self.thread = thread
@@ -93,9 +95,11 @@ public final class BucketedAllReduce: @unchecked Sendable {
         try condition.withLock {
             readyFrom = 0
             condition.broadcast()
-            while failure == nil, busy || reducedFrom > 0, buffer != nil { condition.wait() }
+            while failure == nil, !threadEnded, busy || reducedFrom > 0, buffer != nil { condition.wait() }
             defer { buffer = nil; communicator = nil }
             if let failure { throw failure }
+            // Closed while buckets were left: the step is not reduced.
+            if reducedFrom > 0 { throw Closed() }
         }
     }
 
@@ -111,7 +115,8 @@ public final class BucketedAllReduce: @unchecked Sendable {
         }
     }
 
-    /// Stops the communication thread (after the step in flight, if any).
+    /// Stops the communication thread once the bucket in flight (if any) is reduced; a step
+    /// that still has buckets left then fails with `Closed`, and so does every later one.
     public func close() {
         condition.withLock {
             closed = true
@@ -119,10 +124,20 @@ public final class BucketedAllReduce: @unchecked Sendable {
         }
     }
 
+    /// The error of a step on a closed reducer.
+    public struct Closed: Error, CustomStringConvertible {
+        /// A one-line message.
+        public var description: String { "the bucketed all-reduce was closed before the step's buckets were reduced" }
+    }
+
     /// The communication thread: reduces each bucket once it is whole, from the buffer's end.
     private func serve() {
         condition.lock()
-        defer { condition.unlock() }
+        defer {
+            threadEnded = true
+            condition.broadcast()
+            condition.unlock()
+        }
         while !closed {
             guard let buffer, let communicator, !cancelled, failure == nil, reducedFrom > 0,
                   readyFrom <= Self.bucketStart(end: reducedFrom, size: bucketElements) else {

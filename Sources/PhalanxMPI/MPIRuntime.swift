@@ -8,6 +8,11 @@ public enum MPIRuntime {
     /// path needs (set by `initialize`; false when another library initialised MPI).
     nonisolated(unsafe) static var threadLevelAllowsHelper = false
 
+    /// Whether a thread other than the one that initialised MPI may call it (one at a time):
+    /// MPI granted `MPI_THREAD_SERIALIZED` or more. A communication thread (the trainers'
+    /// overlapped all-reduce) needs it.
+    public static var allowsOtherThreads: Bool { threadLevelAllowsHelper }
+
     /// Initialises MPI if needed (`MPI_THREAD_SERIALIZED`: one thread in MPI at a time, not
     /// always the same one) and returns `(rank, size)` in `MPI_COMM_WORLD`.
     /// - Throws: `CollectiveError.Code.backendError` with MPI's message.

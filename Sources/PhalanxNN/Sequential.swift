@@ -97,9 +97,8 @@ public final class Sequential {
     }
 
     /// Training mode (dropout masks) or evaluation mode (dropout is the identity). True at the start.
-    public var training: Bool {
-        get { dropouts.first?.layer.training ?? true }
-        set { for dropout in dropouts { dropout.layer.training = newValue } }
+    public var training: Bool = true {
+        didSet { for dropout in dropouts { dropout.layer.training = training } }
     }
 
     /// Keys the next forward's dropout masks by `draw` (a training loop passes the step) and

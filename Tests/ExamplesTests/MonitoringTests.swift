@@ -87,10 +87,15 @@ import Testing
         // The survivors count the loss, the launcher the dead worker; the alert fires.
         #expect(waitFor("the alert", within: .seconds(90)) { prometheus.alerts().contains("PhalanxMemberLost") },
                 "alerts: \(prometheus.alerts(state: "pending")) \(job.stderrSoFar(0).suffix(1500))")
+        // The alert may come from the launcher's count of killed workers before Prometheus has
+        // scraped the survivors after their recovery: their counters are waited for.
+        #expect(waitFor("the survivors' count", within: .seconds(30)) {
+            prometheus.value("max(phalanx_members_lost_total)") == 1
+                && (prometheus.value("sum(phalanx_recovery_phase_seconds_count{phase=\"agree\"})") ?? 0) >= 2
+        }, "both survivors counted the loss and timed their recovery")
         #expect(prometheus.value("max(phalanx_members_lost_total)") == 1)
         #expect(prometheus.value("max(phalanx_membership_changes_total{cause=\"lost\"})") == 1)
         #expect(prometheus.value("max(phalanx_launcher_worker_exits_total{how=\"killed\"})") == 1)
-        #expect((prometheus.value("sum(phalanx_recovery_phase_seconds_count{phase=\"agree\"})") ?? 0) >= 2, "both survivors timed their recovery")
         // Samples carry the member and node labels; the replacement (member 3) shows up.
         #expect(waitFor("the replacement", within: .seconds(60)) { prometheus.value("max(phalanx_step{member=\"3\"})") ?? 0 > 0 })
 

@@ -113,4 +113,23 @@ import Testing
         }
         #expect(results.allSatisfy { $0 == nil }, "\(results)")
     }
+
+    @Test func aClosedReducerFailsTheStepInsteadOfWaiting() {
+        let ring = InProcessRing(worldSize: 2)
+        let results = RankThreads.run(count: 2) { rank -> [String] in
+            let communicator = RingCommunicator(transport: ring.transport(rank: rank))
+            let reducer = BucketedAllReduce(bucketElements: 10)
+            var buffer = [Float](repeating: 1, count: 40)
+            var log: [String] = []
+            buffer.withUnsafeMutableBufferPointer { pointer in
+                reducer.begin(pointer, over: communicator, options: Self.options)
+                reducer.close()  // nothing was ready: no bucket started
+                do { try reducer.finish(); log.append("finished") } catch { log.append(error is BucketedAllReduce.Closed ? "closed" : "\(error)") }
+                reducer.begin(pointer, over: communicator, options: Self.options)
+                do { try reducer.ready(from: 0); try reducer.finish(); log.append("finished") } catch { log.append(error is BucketedAllReduce.Closed ? "closed" : "\(error)") }
+            }
+            return log
+        }
+        #expect(results.allSatisfy { $0 == ["closed", "closed"] }, "\(results)")
+    }
 }
