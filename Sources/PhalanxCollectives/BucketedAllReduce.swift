@@ -33,7 +33,6 @@ public final class BucketedAllReduce: @unchecked Sendable {
     private var reducedFrom = 0
     private var busy = false
     private var failure: (any Error)?
-    private var cancelled = false
     private var closed = false
     private var threadEnded = false
     private var thread: Thread?
@@ -48,9 +47,6 @@ public final class BucketedAllReduce: @unchecked Sendable {
         self.bucketElements = max(1, bucketElements)
     }
 
-    /// The number of buckets a buffer of `count` elements is cut into.
-    public func bucketCount(for count: Int) -> Int { (count + bucketElements - 1) / bucketElements }
-
     /// Buckets all-reduced in the last step (for tests and logs).
     public var bucketsReduced: Int { condition.withLock { reducedBuckets } }
 
@@ -63,7 +59,6 @@ public final class BucketedAllReduce: @unchecked Sendable {
             readyFrom = buffer.count
             reducedFrom = buffer.count
             failure = closed ? Closed() : nil
-            cancelled = false
             reducedBuckets = 0
             if thread == nil, !closed {
                 let thread = Thread { [self] in serve() }
@@ -107,11 +102,10 @@ public final class BucketedAllReduce: @unchecked Sendable {
     /// flight, so that the communicator is free again when it returns.
     public func cancel() {
         condition.withLock {
-            cancelled = true
-            condition.broadcast()
-            while busy { condition.wait() }
+            // Without a buffer the thread starts nothing more; the bucket in flight holds its own.
             buffer = nil
             communicator = nil
+            while busy { condition.wait() }
         }
     }
 
@@ -139,7 +133,7 @@ public final class BucketedAllReduce: @unchecked Sendable {
             condition.unlock()
         }
         while !closed {
-            guard let buffer, let communicator, !cancelled, failure == nil, reducedFrom > 0,
+            guard let buffer, let communicator, failure == nil, reducedFrom > 0,
                   readyFrom <= Self.bucketStart(end: reducedFrom, size: bucketElements) else {
                 condition.wait()
                 continue

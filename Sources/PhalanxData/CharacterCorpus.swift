@@ -30,12 +30,7 @@ public struct CharacterCorpus: Sendable {
 
     /// The path of the shipped text (`tinyshakespeare.txt`, public domain; see `TINYSHAKESPEARE.md`).
     /// - Throws: `DataError.unreadable` if the resource bundle is missing.
-    public static func shakespeareResourcePath() throws -> String {
-        guard let url = Bundle.module.url(forResource: "tinyshakespeare", withExtension: "txt") else {
-            throw DataError.unreadable(path: "tinyshakespeare.txt", reason: "resource not found in \(Bundle.module.bundlePath)")
-        }
-        return url.path
-    }
+    public static func shakespeareResourcePath() throws -> String { try ShippedFile.path("tinyshakespeare", "txt") }
 
     /// The shipped Shakespeare text: 1,115,394 characters, 65 distinct.
     /// - Throws: `DataError` if it is missing or unreadable.
@@ -44,11 +39,7 @@ public struct CharacterCorpus: Sendable {
     /// A UTF-8 text file.
     /// - Throws: `DataError.unreadable` or `.malformed` (empty).
     public static func load(path: String) throws -> CharacterCorpus {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw DataError.unreadable(path: path, reason: "\(error)")
-        }
-        return try CharacterCorpus(text: text)
+        try CharacterCorpus(text: try ShippedFile.text(at: path))
     }
 
     /// The ids of `text`.

@@ -11,12 +11,7 @@ public enum DigitsDataset {
 
     /// The path of the shipped CSV file (`64 pixels, label` per line).
     /// - Throws: `DataError.unreadable` if the resource bundle is missing.
-    public static func resourcePath() throws -> String {
-        guard let url = Bundle.module.url(forResource: "optdigits", withExtension: "csv") else {
-            throw DataError.unreadable(path: "optdigits.csv", reason: "resource not found in \(Bundle.module.bundlePath)")
-        }
-        return url.path
-    }
+    public static func resourcePath() throws -> String { try ShippedFile.path("optdigits", "csv") }
 
     /// Loads the shipped digits, pixels scaled to [0, 1]: features `[1797, 64]`.
     /// - Throws: `DataError` if the file is missing or malformed.
@@ -27,10 +22,7 @@ public enum DigitsDataset {
     /// Loads digits from a CSV file of 65 integer fields per line (64 pixels 0…16, then the label 0…9).
     /// - Throws: `DataError.unreadable` or `.malformed` (naming the line) for bad files.
     public static func load(path: String) throws -> InMemoryDataset {
-        let text: String
-        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
-            throw DataError.unreadable(path: path, reason: "\(error)")
-        }
+        let text = try ShippedFile.text(at: path)
         var pixels: [Float] = []
         var labels: [Int] = []
         for (number, line) in text.split(whereSeparator: \.isNewline).enumerated() {

@@ -11,6 +11,9 @@ public final class Sequential {
     /// Where each layer's parameters start in the flat buffers (layer order is buffer order;
     /// a layer without parameters starts where the next one does).
     public let parameterStarts: [Int]
+    /// Every `Dropout` of the model, also inside residual blocks, named by its place
+    /// ("layers.3", "layers.2.1" for the second layer of block 2). Found once: layers are fixed.
+    public let dropouts: [(name: String, layer: Dropout)]
 
     /// Builds the model, allocates its buffers and initialises every parameter from `generator`
     /// in layout order (so the same seed gives the same model everywhere).
@@ -35,6 +38,7 @@ public final class Sequential {
             starts[index] = next
         }
         parameterStarts = starts
+        dropouts = Self.dropouts(in: layers, prefix: "layers.")
         for (layer, entries) in zip(layers, perLayer) {
             let slots = entries.map { ParameterSlot(name: $0.0, shape: $0.1, offset: $0.2, store: store) }
             for (slot, spec) in zip(slots, layer.parameterSpecs) {
@@ -83,17 +87,13 @@ public final class Sequential {
         return gradient
     }
 
-    /// Every `Dropout` of the model, also inside residual blocks, named by its place
-    /// ("layers.3", "layers.2.1" for the second layer of block 2).
-    public var dropouts: [(name: String, layer: Dropout)] {
-        func walk(_ layers: [any Layer], prefix: String) -> [(name: String, layer: Dropout)] {
-            layers.enumerated().flatMap { index, layer -> [(name: String, layer: Dropout)] in
-                if let dropout = layer as? Dropout { return [("\(prefix)\(index)", dropout)] }
-                if let block = layer as? Residual { return walk(block.layers, prefix: "\(prefix)\(index).") }
-                return []
-            }
+    /// The dropouts among `layers` and inside their residual blocks, named from `prefix`.
+    private static func dropouts(in layers: [any Layer], prefix: String) -> [(name: String, layer: Dropout)] {
+        layers.enumerated().flatMap { index, layer -> [(name: String, layer: Dropout)] in
+            if let dropout = layer as? Dropout { return [("\(prefix)\(index)", dropout)] }
+            if let block = layer as? Residual { return dropouts(in: block.layers, prefix: "\(prefix)\(index).") }
+            return []
         }
-        return walk(layers, prefix: "layers.")
     }
 
     /// Training mode (dropout masks) or evaluation mode (dropout is the identity). True at the start.

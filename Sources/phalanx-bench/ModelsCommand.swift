@@ -86,16 +86,8 @@ struct ModelsCommand: ParsableCommand {
     /// mean all-reduce wait after backward.
     private func measure(_ model: Model, binary: String, ranks p: Int, overlap: String) throws -> Run {
         let arguments = model.arguments + ["--steps", "\(model.steps)", "--batch-size", "\(model.batchSize)", "--json", "--print-every", "1000000", "--overlap", overlap]
-        let outputs: [WorkerProcesses.Output]
-        if p == 1 {
-            outputs = try WorkerProcesses(executable: binary, arguments: arguments, count: 1) { _ in ["OPENBLAS_NUM_THREADS": "1"] }.wait(timeout: .seconds(900))
-        } else {
-            let (job, servers) = try LoopbackJob.start(ranks: p, arguments: arguments + ["--backend", "tcp"], executable: binary, extra: ["OPENBLAS_NUM_THREADS": "1"])
-            outputs = withExtendedLifetime(servers) { job.wait(timeout: .seconds(900)) }
-        }
-        let done = outputs.flatMap(\.jsonLines).filter { $0["event"] as? String == "done" }
+        let done = try TrainerJob.doneEvents(binary: binary, arguments: arguments, ranks: p, backend: p == 1 ? "single" : "tcp", label: model.name, timeout: .seconds(900))
         let rates = done.compactMap { $0["samples_per_s"] as? Double }
-        guard rates.count == p else { throw ValidationError("\(model.name) at \(p) ranks did not finish: \(outputs.map { $0.stderr.suffix(400) })") }
         let compute = done.compactMap { $0["compute_ms_per_step"] as? Double }.max() ?? .nan
         let waits = done.compactMap { $0["reduce_wait_ms_per_step"] as? Double }
         return Run(samplesPerSecond: rates.reduce(0, +) / Double(p), computeMs: compute, waitMs: waits.reduce(0, +) / Double(max(waits.count, 1)))

@@ -66,20 +66,8 @@ struct ScalingCommand: ParsableCommand {
     /// Mean over ranks of each rank's steady-state samples/s (all ranks see the same global rate).
     private func measure(_ trainer: Trainer, binary: String, ranks p: Int, backend: String, extra: [String] = []) throws -> Double {
         let arguments = trainer.arguments + extra + ["--steps", "\(steps)", "--json", "--print-every", "1000000"]
-        let outputs: [WorkerProcesses.Output]
-        switch backend {
-        case "mpi":
-            outputs = try WorkerProcesses(
-                executable: "/usr/bin/env", arguments: ["mpirun", "--oversubscribe", "-np", "\(p)", "-x", "OPENBLAS_NUM_THREADS=1", binary] + arguments, count: 1
-            ) { _ in ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"] }.wait(timeout: .seconds(600))
-        case "tcp":
-            let (job, servers) = try LoopbackJob.start(ranks: p, arguments: arguments + ["--backend", "tcp"], executable: binary, extra: ["OPENBLAS_NUM_THREADS": "1"])
-            outputs = withExtendedLifetime(servers) { job.wait(timeout: .seconds(600)) }
-        default:
-            outputs = try WorkerProcesses(executable: binary, arguments: arguments, count: 1) { _ in ["OPENBLAS_NUM_THREADS": "1"] }.wait(timeout: .seconds(600))
-        }
-        let rates = outputs.flatMap(\.jsonLines).filter { $0["event"] as? String == "done" }.compactMap { $0["samples_per_s"] as? Double }
-        guard rates.count == p else { throw ValidationError("\(trainer.name) at \(p) ranks (\(backend)) did not finish: \(outputs.map { $0.stderr.suffix(400) })") }
+        let done = try TrainerJob.doneEvents(binary: binary, arguments: arguments, ranks: p, backend: backend, label: trainer.name)
+        let rates = done.compactMap { $0["samples_per_s"] as? Double }
         return rates.reduce(0, +) / Double(p)
     }
 }

@@ -71,7 +71,7 @@ final class Supervisor: @unchecked Sendable {
     var monitor: LauncherMonitor?
     /// Workers this launcher runs on its host, passed as `PHALANX_LOCAL_WORLD_SIZE` (torchrun's
     /// `LOCAL_WORLD_SIZE`): a trainer decides from it whether a core is free for overlapping
-    /// communication.
+    /// communication (set before starting them).
     var workersPerHost: Int?
     private let arguments: [String]
     private let makeNext: ((Int) throws -> Generation)?

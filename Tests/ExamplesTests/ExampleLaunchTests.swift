@@ -28,6 +28,15 @@ import Testing
         outputs.flatMap { $0.jsonLines.filter { $0["event"] as? String == "done" } }
     }
 
+    /// The `event` events of a phalanx-run job's output (worker lines carry a "[label] " prefix,
+    /// stripped to read the JSON).
+    static func launcherEvents(_ stdout: String, _ event: String) -> [[String: Any]] {
+        stdout.split(separator: "\n").compactMap { line -> [String: Any]? in
+            guard let brace = line.firstIndex(of: "{") else { return nil }
+            return (try? JSONSerialization.jsonObject(with: Data(line[brace...].utf8))) as? [String: Any]
+        }.filter { $0["event"] as? String == event }
+    }
+
     static func check(_ outputs: [WorkerProcesses.Output], ranks: Int, _ label: String) {
         let finished = done(outputs)
         #expect(finished.count == ranks, "\(label): \(outputs.map { $0.stdout.suffix(600) + $0.stderr.suffix(600) })")
@@ -85,12 +94,7 @@ import Testing
             executable: "phalanx-run", arguments: ["--nproc", "2", "--", Self.binary(example)] + (try Self.arguments(example)), count: 1
         ) { _ in Self.rootEnvironment }.wait(timeout: .seconds(120))
         #expect(output[0].status == 0, "\(output[0].stderr.suffix(800))")
-        // Worker lines are prefixed by rank: strip it to read the JSON.
-        let lines = output[0].stdout.split(separator: "\n").compactMap { line -> [String: Any]? in
-            guard let brace = line.firstIndex(of: "{") else { return nil }
-            return (try? JSONSerialization.jsonObject(with: Data(line[brace...].utf8))) as? [String: Any]
-        }
-        let finished = lines.filter { $0["event"] as? String == "done" }
+        let finished = Self.launcherEvents(output[0].stdout, "done")
         #expect(finished.count == 2 && finished.allSatisfy { $0["steps"] as? Int == 6 }, "\(output[0].stdout.suffix(800))")
         #expect(output[0].stdout.contains("[0] ") && output[0].stdout.contains("[1] "))
     }

@@ -13,14 +13,6 @@ import Testing
                      "--sample-length", "60"], 25),
     ]
 
-    /// The `done` events of a phalanx-run job (worker lines carry a "[rank] " prefix).
-    static func events(_ stdout: String, _ name: String) -> [[String: Any]] {
-        stdout.split(separator: "\n").compactMap { line -> [String: Any]? in
-            guard let brace = line.firstIndex(of: "{") else { return nil }
-            return (try? JSONSerialization.jsonObject(with: Data(line[brace...].utf8))) as? [String: Any]
-        }.filter { $0["event"] as? String == name }
-    }
-
     @Test(arguments: ["DigitsCNN", "TinyGPT"])
     func aKilledWorkerEndsWithinToleranceOfTheFaultFreeRun(_ example: String) throws {
         let setup = try #require(Self.cases[example])
@@ -33,12 +25,12 @@ import Testing
                 count: 1) { _ in ExampleLaunchTests.rootEnvironment }.wait(timeout: .seconds(300))[0]
             #expect(output.status == 0, "\(name): \(output.stderr.suffix(1500))")
             let files = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasPrefix("\(name)-") }.sorted()
-            return (output, try files.map { try FinalWeights.load(at: "\(out)/\($0)") }, Self.events(output.stdout, "done"))
+            return (output, try files.map { try FinalWeights.load(at: "\(out)/\($0)") }, ExampleLaunchTests.launcherEvents(output.stdout, "done"))
         }
         let clean = try job("clean", ["--overlap", "off"])
         let faulted = try job("faulted", ["--overlap", "on", "--bucket-kb", "4", "--kill-rank", "1", "--at-step", "\(setup.killAt)", "--step-delay-ms", "5"])
         // The survivors lost member 1 in the step it died in, and a replacement joined.
-        let changes = Self.events(faulted.output.stdout, "change")
+        let changes = ExampleLaunchTests.launcherEvents(faulted.output.stdout, "change")
         #expect(changes.contains { $0["lost"] as? [Int] == [1] && $0["interrupted_step"] as? Int == setup.killAt }, "\(faulted.output.stdout.suffix(1500))")
         #expect(changes.contains { ($0["joined"] as? [Int])?.isEmpty == false }, "no replacement joined: \(faulted.output.stdout.suffix(1500))")
         #expect(clean.weights.count == 3 && faulted.weights.count == 3, "three members finish each run")

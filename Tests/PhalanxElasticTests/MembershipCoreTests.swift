@@ -161,8 +161,9 @@ struct MembershipCoreTests {
         #expect(harness.core(200).jobFinishedAt == 10)
     }
 
-    @Test("a late suspicion of a member already removed starts no change")
-    func lateSuspicionOfARemovedMember() {
+    /// Three members at step 3; member 2 (process 102) cut off from the others, suspected by
+    /// member 0 and removed by the two that remain.
+    static func memberTwoCutOffAndRemoved() -> CoreHarness {
         var harness = CoreHarness(members: 3, step: 3)
         harness.partition([102], [100, 101])
         harness.feed(100, .suspected(id: 2, reason: "no heartbeat"))
@@ -170,6 +171,12 @@ struct MembershipCoreTests {
         harness.fire(.roundDeadline)
         harness.deliver()
         #expect(harness.core(100).membership.ids == [0, 1])
+        return harness
+    }
+
+    @Test("a late suspicion of a member already removed starts no change")
+    func lateSuspicionOfARemovedMember() {
+        var harness = Self.memberTwoCutOffAndRemoved()
         let epoch = harness.core(100).membership.epoch
         // Member 101's heartbeat thread reports member 2 silent only now (it raced the change).
         harness.feed(101, .suspected(id: 2, reason: "no heartbeat for 1.6 s"))
@@ -182,13 +189,7 @@ struct MembershipCoreTests {
 
     @Test("a member evicted while frozen learns it when it wakes and rejoins as a new member")
     func evictedMemberRejoins() {
-        var harness = CoreHarness(members: 3, step: 3)
-        harness.partition([102], [100, 101])
-        harness.feed(100, .suspected(id: 2, reason: "no heartbeat"))
-        harness.deliver()
-        harness.fire(.roundDeadline)
-        harness.deliver()
-        #expect(harness.core(100).membership.ids == [0, 1])
+        var harness = Self.memberTwoCutOffAndRemoved()
         // Member 2 wakes: its step fails, it alerts epoch 1, and is told what happened.
         harness.cut = []
         harness.feed(102, .stepFailed(suspects: [], reason: "timeout"))
