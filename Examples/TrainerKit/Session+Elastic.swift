@@ -83,8 +83,12 @@ extension Session {
                 member.shutdown()
                 exit(0)
             }
-            let loss = try gradients(step: step.index, position: step.rank, members: step.worldSize, communicator: step.communicator, timeline: report.timeline)
-            if Fault.planned(faults, .kill, member: member.id, step: step.index) { killSelf(report, step: step.index) }
+            // A planned kill lands after backward and before the step's all-reduce has completed
+            // (with overlap, before backward releases the last bucket).
+            let dies = Fault.planned(faults, .kill, member: member.id, step: step.index)
+            let loss = try gradients(step: step.index, position: step.rank, members: step.worldSize, communicator: step.communicator, timeline: report.timeline,
+                                     beforeLastBucket: dies ? { [self] in killSelf(report, step: step.index) } : nil)
+            if dies { killSelf(report, step: step.index) }
             try reduceGradients(over: step.communicator, timeline: report.timeline)
             try update(step: step.index, timeline: report.timeline)
             lastLoss = loss

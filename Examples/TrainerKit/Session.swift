@@ -64,7 +64,11 @@ final class Session {
     ///
     /// With a reducer (`--overlap`) and a `communicator` of more than one member, the gradient
     /// all-reduce starts during backward, bucket by bucket; `reduceGradients` waits for it.
-    func gradients(step: Int, position: Int, members: Int, communicator: (any Communicator)? = nil, timeline: Timeline?) throws -> Double {
+    /// `beforeLastBucket` then runs before backward releases the last bucket (fault injection:
+    /// a member killed there dies before its step's all-reduce can complete, as without overlap).
+    func gradients(
+        step: Int, position: Int, members: Int, communicator: (any Communicator)? = nil, timeline: Timeline?, beforeLastBucket: (() -> Void)? = nil
+    ) throws -> Double {
         let started = Date()
         defer { computeSeconds += Date().timeIntervalSince(started) }
         let globalCount = sampler.globalBatchCount(step: step)
@@ -87,7 +91,8 @@ final class Session {
         overlapping = true
         overlapped = true
         do {
-            return try forwardBackward(indices, step: step, firstSample: slice.lowerBound, globalCount: globalCount, timeline: timeline, reducer: reducer)
+            return try forwardBackward(indices, step: step, firstSample: slice.lowerBound, globalCount: globalCount, timeline: timeline, reducer: reducer,
+                                       beforeLastBucket: beforeLastBucket)
         } catch {
             // Backward failed (or a bucket did): the communicator is free once `cancel` returns.
             reducer.cancel()
@@ -121,8 +126,11 @@ final class Session {
     /// are keyed by the step and the samples' places in the global batch, so they are the same
     /// whoever computes them. A sequence model's logits `[batch, tokens, classes]` meet one
     /// label per token, the loss being the mean over every token of the global batch.
-    func forwardBackward(_ indices: [Int], step: Int, firstSample: Int, globalCount: Int, timeline: Timeline?, reducer: BucketedAllReduce?) throws -> Double {
+    func forwardBackward(
+        _ indices: [Int], step: Int, firstSample: Int, globalCount: Int, timeline: Timeline?, reducer: BucketedAllReduce?, beforeLastBucket: (() -> Void)? = nil
+    ) throws -> Double {
         guard !indices.isEmpty else {
+            beforeLastBucket?()
             try reducer?.ready(from: 0)
             return 0
         }
@@ -135,7 +143,13 @@ final class Session {
         let rows = perSample > 1 ? try logits.reshaped([labels.count, logits.count / max(labels.count, 1)]) : logits
         let loss = try softmaxCrossEntropy(logits: rows, labels: labels, normalizer: globalCount * perSample)
         let forwardEnd = Date()
-        try model.backward(perSample > 1 ? try loss.gradient.reshaped(logits.shape) : loss.gradient, gradientsReady: reducer.map { $0.ready(from:) })
+        let gradientsReady = reducer.map { reducer in
+            { (offset: Int) throws in
+                if offset == 0 { beforeLastBucket?() }
+                try reducer.ready(from: offset)
+            }
+        }
+        try model.backward(perSample > 1 ? try loss.gradient.reshaped(logits.shape) : loss.gradient, gradientsReady: gradientsReady)
         timeline?.record(.forward, from: start, to: forwardEnd)
         timeline?.record(.backward, from: forwardEnd, to: Date())
         // The loss is already normalised by the global batch: it is this slice's share.
